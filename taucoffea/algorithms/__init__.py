@@ -1,0 +1,1 @@
+"""algorithms layer of taucoffea (see docs/architecture.md)."""

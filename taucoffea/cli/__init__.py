@@ -1,0 +1,1 @@
+"""cli layer of taucoffea (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""columns layer of taucoffea (see docs/architecture.md)."""

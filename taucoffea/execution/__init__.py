@@ -1,0 +1,1 @@
+"""execution layer of taucoffea (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""physics layer of taucoffea (see docs/architecture.md)."""

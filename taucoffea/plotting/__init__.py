@@ -1,0 +1,1 @@
+"""plotting layer of taucoffea (see docs/architecture.md)."""

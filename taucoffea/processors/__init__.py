@@ -1,0 +1,1 @@
+"""processors layer of taucoffea (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""toy layer of taucoffea (see docs/architecture.md)."""
