@@ -14,6 +14,7 @@ from taucoffea.errors import TaucoffeaError
 _COMMANDS: dict[str, str] = {
     "toy": "taucoffea.toy.cli",
     "spectra": "taucoffea.cli.spectra",
+    "shuffle-merge": "taucoffea.cli.shuffle_merge",
     "plot": "taucoffea.cli.plot",
     "demo": "taucoffea.cli.demo",
 }

@@ -270,3 +270,30 @@ def _nanoaod_gen_visible(events: Any, fields: set[str], flav: np.ndarray, kind: 
             values[ok] = flat_values[offsets[event_of_tau[ok]] + flat_idx[ok]]
         out[name] = values
     return out
+
+
+def select_columns(
+    available: Collection[str], include: Collection[str] | None = None, exclude: Collection[str] | None = None
+) -> list[str]:
+    """Filter column names like TauMLTools' skim tool: each pattern is an exact name, or a
+    regular expression when it starts with ``^``. An exact name that matches nothing is an
+    error (a typo must not silently drop a column); order follows ``available``.
+    """
+    import re
+
+    def matcher(patterns: Collection[str], what: str):
+        exact = {p for p in patterns if not p.startswith("^")}
+        missing = sorted(exact - set(available))
+        if missing:
+            raise ConfigError(f"{what} column(s) {missing} do not exist; available: {sorted(available)[:40]}…")
+        regexes = [re.compile(p) for p in patterns if p.startswith("^")]
+        return lambda name: name in exact or any(r.match(name) for r in regexes)
+
+    names = list(available)
+    if include:
+        inc = matcher(include, "included")
+        names = [n for n in names if inc(n)]
+    if exclude:
+        exc = matcher(exclude, "excluded")
+        names = [n for n in names if not exc(n)]
+    return names

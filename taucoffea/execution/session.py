@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -155,6 +156,27 @@ class ExecutionSession:
     @property
     def run_dir(self) -> str | None:
         return self._run_dir
+
+    def map(self, func: Callable[[Any], Any], items: Sequence[Any], desc: str = "tasks") -> list[Any]:
+        """Run ``func`` on each item — Parsl apps on the session's workers, else in-process.
+
+        For work that is not a coffea processor (e.g. merging shuffle buckets): results come
+        back in the order of ``items``; the first failure is raised.
+        """
+        if self._dfk is None or not items:
+            return [func(item) for item in items]
+        from parsl import python_app
+
+        app = python_app(func, executors="all", data_flow_kernel=self._dfk)
+        futures = [app(item) for item in items]
+        results = []
+        for i, fut in enumerate(futures):
+            if self.cfg.progress:
+                print(f"\r{desc}: {i}/{len(futures)}", end="", flush=True)
+            results.append(fut.result())
+        if self.cfg.progress:
+            print(f"\r{desc}: {len(futures)}/{len(futures)}")
+        return results
 
     def coffea_executor(self, desc: str = "Processing") -> Any:
         """A fresh coffea executor bound to this session's resources."""

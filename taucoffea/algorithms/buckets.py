@@ -1,0 +1,72 @@
+"""Pass 3 of shuffle & merge: each bucket's parts → one permuted output file.
+
+Rows carry a 64-bit random key drawn per input entry (pass 2); sorting a bucket by it is a
+uniform random permutation that no chunking can change. Only one bucket is in memory at a
+time, so peak memory is bounded by the largest bucket (≈ total / K), never by the dataset.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pyarrow.parquet as pq
+
+from taucoffea.errors import InputError
+
+__all__ = ["key_threshold", "merge_bucket"]
+
+
+def key_threshold(parts: Sequence[str | os.PathLike[str]], key: str, max_entries: int) -> int | None:
+    """Largest key kept when only ``max_entries`` rows may survive, or ``None`` for all.
+
+    Keeping the rows with the smallest random keys is a uniform random subset of everything
+    accepted — unlike the original, which stops after the first ``max_entries`` it meets.
+    """
+    if max_entries is None or max_entries < 0:
+        return None
+    keys = [pq.read_table(p, columns=[key]).column(0).to_numpy() for p in parts]
+    allkeys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+    if allkeys.size <= max_entries:
+        return None
+    if max_entries == 0:
+        return -1
+    return int(np.partition(allkeys, max_entries - 1)[max_entries - 1])
+
+
+def merge_bucket(
+    parts: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    key: str,
+    *,
+    threshold: int | None = None,
+    drop_key: bool = True,
+) -> tuple[str, int]:
+    """Concatenate ``parts`` (in the given order), sort by ``key``, write ``output`` atomically.
+
+    Returns ``(output, n_rows)``. The sort is stable, so equal keys (probability ~1e-19 per
+    pair) keep the deterministic part order.
+    """
+    from taucoffea.processors.sampling import write_parquet
+
+    arrays = []
+    for p in parts:
+        try:
+            arrays.append(ak.from_parquet(p))
+        except Exception as err:
+            raise InputError(f"cannot read shuffle part '{p}': {err}") from err
+    if not arrays:
+        raise InputError(f"no parts to merge into '{output}'")
+    rows = ak.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    keys = ak.to_numpy(rows[key]).astype(np.uint64)
+    if threshold is not None:
+        keep = keys <= np.uint64(threshold) if threshold >= 0 else np.zeros(len(keys), dtype=bool)
+        rows, keys = rows[keep], keys[keep]
+    rows = rows[np.argsort(keys, kind="stable")]
+    if drop_key:
+        rows = rows[[f for f in rows.fields if f != key]]
+    write_parquet(rows, output)
+    return str(Path(output)), len(rows)
