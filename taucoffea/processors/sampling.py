@@ -98,7 +98,9 @@ class SamplingProcessor(processor.ProcessorABC):
         parts: dict[int, list[str]] = {}
         index = np.flatnonzero(accept)
         if index.size:
-            record = {c: table[c][index] for c in columns}
+            # uproot's per-branch parameters (typename, __doc__) come in an order that depends
+            # on how the arrays were built (process vs worker); drop them for identical bytes
+            record = {c: ak.without_parameters(table[c][index]) for c in columns}
             record["tauType"] = tau_type[index].astype(np.int32)
             record["dataset_id"] = np.full(index.size, std_hash(dataset), dtype=np.uint64)
             record["dataset_group_id"] = np.full(index.size, std_hash(group), dtype=np.uint64)
