@@ -91,6 +91,8 @@ def parsl_config(cfg: ExecutorConfig, run_dir: str) -> Any:
         retries=cfg.retries,
         run_dir=run_dir,
         strategy=strategy,
+        # the first block is submitted at the first strategy tick (5 s by default)
+        strategy_period=1,
         usage_tracking=0,
         initialize_logging=True,
     )
