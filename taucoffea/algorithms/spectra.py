@@ -135,10 +135,22 @@ def read_spectra(path: str | os.PathLike[str]) -> tuple[dict[str, hist.Hist], in
         not_valid = 0
         for key in f.keys(cycle=False):
             if key.startswith(HIST_PREFIX):
-                hists[key[len(HIST_PREFIX) :]] = f[key].to_hist()
+                hists[key[len(HIST_PREFIX) :]] = _named(f[key].to_hist())
             elif key == NOT_VALID:
                 not_valid = int(round(f[key].values(flow=True).sum()))
     return hists, not_valid
+
+
+def _named(h: hist.Hist) -> hist.Hist:
+    """Give a histogram read from ROOT our axis names (ROOT stores x/y, not names)."""
+    eta, pt = h.axes
+    out = hist.Hist(
+        hist.axis.Variable(eta.edges, name="abs_eta", label="|η|"),
+        hist.axis.Variable(pt.edges, name="pt", label="p_T [GeV]"),
+        storage=hist.storage.Double(),
+    )
+    out.view(flow=True)[...] = h.values(flow=True)
+    return out
 
 
 def write_entries_txt(path: str | os.PathLike[str], entries: Mapping[str, int], *, overwrite: bool = False) -> Path:
