@@ -286,11 +286,23 @@ class TypeClosure:
         return self.chi2 / self.ndf if self.ndf else float("nan")
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain types for strict JSON: a non-finite number (an impossible count's ±∞ pull and
+        χ², χ²/ndf with ndf = 0) is ``None``, since ``json`` would write non-standard
+        ``Infinity``/``NaN`` that other readers reject."""
         return {
-            "chi2": self.chi2, "ndf": self.ndf, "chi2_ndf": self.chi2_ndf, "pvalue": self.pvalue,
+            "chi2": _finite_or_none(self.chi2), "ndf": self.ndf,
+            "chi2_ndf": _finite_or_none(self.chi2_ndf), "pvalue": _finite_or_none(self.pvalue),
             "n_observed": self.n_observed, "n_expected": self.n_expected,
-            "pulls": self.pulls.tolist(),
+            "pulls": _finite_or_none(self.pulls.tolist()),
         }
+
+
+def _finite_or_none(value: Any) -> Any:
+    """``value`` (a number or nested lists of numbers) with every non-finite number as ``None``."""
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    value = float(value)
+    return value if np.isfinite(value) else None
 
 
 def closure_report(

@@ -15,6 +15,9 @@ _COMMANDS: dict[str, str] = {
     "toy": "taucoffea.toy.cli",
     "spectra": "taucoffea.cli.spectra",
     "shuffle-merge": "taucoffea.cli.shuffle_merge",
+    "validate": "taucoffea.cli.validate",
+    "evaluate": "taucoffea.cli.evaluate",
+    "derive-wp": "taucoffea.cli.derive_wp",
     "plot": "taucoffea.cli.plot",
     "demo": "taucoffea.cli.demo",
 }

@@ -1,34 +1,37 @@
-"""``taucoffea plot KIND``: figures in mplhep CMS style, PDF and PNG."""
+"""``taucoffea plot KIND``: figures in mplhep CMS style, PDF and PNG.
+
+Each kind lives in a plotting module with ``cli(args)`` and, where it has options beyond
+``--input``/``--output``, ``add_arguments(parser)``; modules are imported only when used.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
-HELP = "make plots (spectra, …) in CMS style"
+HELP = "make plots (spectra, roc, wp-eff, adversarial, …) in CMS style"
 
-
-def _spectra(args: argparse.Namespace) -> int:
-    from taucoffea.plotting.spectra import plot_spectra_dir
-
-    written = plot_spectra_dir(args.input, args.output)
-    for p in written:
-        print(p)
-    return 0
-
-
-_KINDS = {
-    "spectra": ("spectra of a `taucoffea spectra` output folder", _spectra),
+# kind → (help, module)
+_KINDS: dict[str, tuple[str, str]] = {
+    "spectra": ("spectra of a `taucoffea spectra` output folder", "taucoffea.plotting.spectra"),
+    "roc": ("ROC curves from performance.json files", "taucoffea.plotting.roc"),
+    "wp-eff": ("WP efficiencies vs pT/eta/phi/DM", "taucoffea.plotting.wp_eff"),
+    "adversarial": ("Djet data vs stacked MC, y_adv, KS and chi2/ndf", "taucoffea.plotting.adversarial"),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
-    for name, (help_text, func) in _KINDS.items():
-        p = sub.add_parser(name, help=help_text)
+    for name, (help_text, module_name) in _KINDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--input", required=True)
         p.add_argument("--output", required=True)
-        p.set_defaults(_plot=func)
+        p.set_defaults(_plot_module=module_name)
+        module = importlib.import_module(module_name)
+        if hasattr(module, "add_arguments"):
+            module.add_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    return args._plot(args)
+    module = importlib.import_module(args._plot_module)
+    return int(module.cli(args) or 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 from pathlib import Path
 
 import hist
@@ -64,3 +65,10 @@ def plot_spectra_dir(spectra_dir: str | os.PathLike[str], output: str | os.PathL
         if hists:
             written += plot_spectra(hists, f.stem, Path(output) / f"spectra_{f.stem}")
     return written
+
+
+def cli(args: Any) -> int:
+    """``taucoffea plot spectra --input SPECTRA_DIR --output DIR``."""
+    for p in plot_spectra_dir(args.input, args.output):
+        print(p)
+    return 0

@@ -42,6 +42,7 @@ from taucoffea.execution.session import ExecutionSession
 from taucoffea.physics.dataset_hash import std_hash
 from taucoffea.physics.tautypes import TAU_TYPE_NAMES
 from taucoffea.processors.sampling import SORT_KEY, SamplingProcessor
+from taucoffea.stages.validate import EXPECTED_JSON, write_expected_json
 
 __all__ = ["OUTPUT_PATTERN", "ShuffleMergeResult", "run_shuffle_merge"]
 
@@ -62,7 +63,8 @@ class ShuffleMergeResult:
         for t, c in self.closure.items():
             lines.append(
                 f"  {t:>4}: observed {c['n_observed']:>9.0f}  expected {c['n_expected']:>11.1f}  "
-                f"flatness chi2/ndf {c['chi2']:.1f}/{c['ndf']}  p={c['pvalue']:.3f}"
+                f"flatness chi2/ndf {'inf' if c['chi2'] is None else format(c['chi2'], '.1f')}/{c['ndf']}  "
+                f"p={c['pvalue']:.3f}"
             )
         return "\n".join(lines)
 
@@ -196,6 +198,9 @@ def run_shuffle_merge(
     if max_entries is None and parity == 3:
         closure = {t: c.to_dict() for t, c in closure_report(observed, expected, variance).items()}
     write_text_atomic(out / "closure.json", json.dumps(closure, indent=1, sort_keys=True, default=_jsonable) + "\n")
+    # machine-readable expected counts for `taucoffea validate`'s closure report
+    write_expected_json(table, out / "acceptance" / EXPECTED_JSON, parity=parity, max_entries=max_entries,
+                        outputs=[p for p, _ in merged])
     report.write(out / "shuffle_merge_report.json")
     result = ShuffleMergeResult([Path(p) for p, _ in merged], [n for _, n in merged], table, observed, closure, report)
     return result

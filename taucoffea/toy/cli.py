@@ -6,7 +6,9 @@ import argparse
 
 from taucoffea.toy.datasets import SIZES, TOY_DATASETS
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "write realistic toy TauTuples (known truth densities, mu-tau control region)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
