@@ -12,14 +12,18 @@ from typing import Iterator
 CACHE = Path(os.environ.get("TAUCOFFEA_BENCH_CACHE", Path.home() / ".cache" / "taucoffea-bench"))
 
 
-def toy_data(n_taus: int, seed: int = 1, datasets: list[str] | None = None) -> Path:
-    """Toy TauTuples of about ``n_taus`` taus, generated once and cached between runs."""
+def toy_data(n_taus: int, seed: int = 1, datasets: list[str] | None = None, per_file: int = 200_000) -> Path:
+    """Toy TauTuples of about ``n_taus`` taus, generated once and cached between runs.
+
+    Files hold up to ``per_file`` taus, like production TauTuples (the toy default of 50 k
+    would make per-file metadata reads dominate every measurement).
+    """
     from taucoffea.toy.generator import generate_toy
 
-    name = f"toy_{n_taus}_{seed}" + ("_" + "_".join(datasets) if datasets else "")
+    name = f"toy_{n_taus}_{seed}_{per_file}" + ("_" + "_".join(datasets) if datasets else "")
     out = CACHE / name
     if not (out / "toy_manifest.json").exists():
-        generate_toy(out, seed=seed, size=n_taus, datasets=datasets, overwrite=True, progress=False)
+        generate_toy(out, seed=seed, size=n_taus, datasets=datasets, overwrite=True, progress=False, max_per_file=per_file)
     return out
 
 

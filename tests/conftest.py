@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,12 @@ def mini_tuples(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
             t = write_mini_tautuple(root / ds / f"eventTuple_{i}.root", n, seed=100 * ord(ds) + i)
             truth[ds].append(t["expected_type"])
     return root, {ds: np.concatenate(v) for ds, v in truth.items()}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the file-metadata cache of the test run out of the user's ~/.cache."""
+    os.environ["TAUCOFFEA_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(autouse=True)

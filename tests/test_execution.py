@@ -68,7 +68,8 @@ def test_preflight_names_every_bad_file(tmp_path):
     truncated.write_bytes(good.read_bytes()[:400])
     missing = tmp_path / "D" / "missing.root"
     files = [good, nobranch, empty, corrupt, truncated, missing]
-    ok, bad = preflight({"D": [str(f) for f in files]}, "taus", ["tau_pt", "tau_eta"])
+    ok, bad, meta = preflight({"D": [str(f) for f in files]}, "taus", ["tau_pt", "tau_eta"])
+    assert meta[str(good)]["numentries"] == 50
     assert ok == {"D": [str(good)]}
     reasons = {Path(b.path).name: b.reason for b in bad}
     assert "tau_eta" in reasons["nobranch.root"]

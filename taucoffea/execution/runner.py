@@ -9,6 +9,8 @@ into the run report together with the chunks that completed.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Collection, Mapping, Sequence
@@ -51,59 +53,134 @@ class RunReport:
         return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def _check_root(path: str, treename: str, branches: Collection[str]) -> str | None:
+_CACHE_VERSION = 1
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("TAUCOFFEA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "taucoffea"
+    )
+    return Path(root) / "file-metadata"
+
+
+def _cache_path(path: str, treename: str | None) -> Path | None:
+    """Cache entry of one file, keyed by its identity on disk (path, size, mtime)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    ident = f"{_CACHE_VERSION}|{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{treename}"
+    return _cache_dir() / (hashlib.sha256(ident.encode()).hexdigest()[:32] + ".json")
+
+
+def _file_metadata(path: str, treename: str | None) -> dict[str, Any]:
+    """Entries, UUID and column names of one file — or the reason it cannot be used.
+
+    Opening a TTree costs a full deserialisation of its branch list (~0.1 s for a toy
+    TauTuple, more for real ones), the same order as reading a whole chunk. The answer is
+    cached per file identity, so later stages and re-runs over the same inputs skip it, and
+    coffea is handed the numbers instead of opening every file once more to find them.
+    """
+    cache = _cache_path(path, treename)
+    if cache is None:
+        return {"bad": "file does not exist"}
+    if cache.exists():
+        try:
+            return json.loads(cache.read_text())
+        except (OSError, ValueError):
+            pass
+    meta = _read_root_metadata(path, treename) if treename is not None else _read_parquet_metadata(path)
+    if "bad" not in meta:
+        with contextlib.suppress(OSError):
+            write_text_atomic(cache, json.dumps(meta))
+    return meta
+
+
+def _read_root_metadata(path: str, treename: str) -> dict[str, Any]:
     import uproot
 
-    if not os.path.exists(path):
-        return "file does not exist"
     try:
         with uproot.open(path) as f:
             if treename not in f:
-                return f"tree '{treename}' not found (keys: {sorted(f.keys(cycle=False))[:10]})"
+                return {"bad": f"tree '{treename}' not found (keys: {sorted(f.keys(cycle=False))[:10]})"}
             tree = f[treename]
-            if tree.num_entries == 0:
-                return f"tree '{treename}' is empty"
-            present = set(tree.keys())
-            missing = sorted(set(branches) - present)
-            if missing:
-                return f"missing branch(es) {missing} in tree '{treename}'"
+            return {"numentries": int(tree.num_entries), "uuid": f.file.fUUID.hex(), "columns": sorted(tree.keys())}
     except Exception as err:  # corrupt or not ROOT: uproot raises many types
-        return f"cannot be read as ROOT ({type(err).__name__}: {err})"
-    return None
+        return {"bad": f"cannot be read as ROOT ({type(err).__name__}: {err})"}
 
 
-def _check_parquet(path: str, columns: Collection[str]) -> str | None:
+def _read_parquet_metadata(path: str) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    if not os.path.exists(path):
-        return "file does not exist"
     try:
         meta = pq.ParquetFile(path)
-        if meta.metadata.num_rows == 0:
-            return "parquet file has no rows"
-        present = set(meta.schema_arrow.names)
-        missing = sorted(set(columns) - present)
-        if missing:
-            return f"missing column(s) {missing}"
+        return {
+            "numentries": int(meta.metadata.num_rows),
+            "uuid": hashlib.md5(path.encode()).hexdigest(),  # what coffea uses for parquet
+            "columns": sorted(meta.schema_arrow.names),
+        }
     except Exception as err:
-        return f"cannot be read as parquet ({type(err).__name__}: {err})"
+        return {"bad": f"cannot be read as parquet ({type(err).__name__}: {err})"}
+
+
+def _verdict(meta: Mapping[str, Any], treename: str | None, branches: Collection[str]) -> str | None:
+    if "bad" in meta:
+        return str(meta["bad"])
+    if meta["numentries"] == 0:
+        return f"tree '{treename}' is empty" if treename else "parquet file has no rows"
+    missing = sorted(set(branches) - set(meta["columns"]))
+    if missing:
+        what = f"branch(es) {missing} in tree '{treename}'" if treename else f"column(s) {missing}"
+        return f"missing {what}"
     return None
 
 
 def preflight(
-    fileset: Mapping[str, Sequence[str]], treename: str | None, branches: Collection[str]
-) -> tuple[dict[str, list[str]], list[BadFile]]:
-    """Split a fileset into readable files and a list of bad ones with the reason for each."""
+    fileset: Mapping[str, Sequence[str]],
+    treename: str | None,
+    branches: Collection[str],
+    session: ExecutionSession | None = None,
+) -> tuple[dict[str, list[str]], list[BadFile], dict[str, dict[str, Any]]]:
+    """Split a fileset into readable files and bad ones (with the reason for each).
+
+    Also returns the per-file metadata (entries, UUID) for coffea. With a Parsl session the
+    files are opened on the workers in parallel.
+    """
+    items = [(ds, path) for ds, files in fileset.items() for path in files]
+    todo = [(p, treename) for _, p in items]
+    metas = session.map(_metadata_job, todo, desc="pre-flight") if session is not None else [_metadata_job(t) for t in todo]
     good: dict[str, list[str]] = {}
     bad: list[BadFile] = []
+    known: dict[str, dict[str, Any]] = {}
+    for (dataset, path), meta in zip(items, metas, strict=True):
+        reason = _verdict(meta, treename, branches)
+        if reason is None:
+            good.setdefault(dataset, []).append(path)
+            known[path] = meta
+        else:
+            bad.append(BadFile(dataset, path, reason))
+    return good, bad, known
+
+
+def _metadata_job(item: tuple[str, str | None]) -> dict[str, Any]:
+    return _file_metadata(*item)
+
+
+def _coffea_metadata_cache(
+    fileset: Mapping[str, Sequence[str]], treename: str | None, known: Mapping[str, Mapping[str, Any]]
+) -> dict[Any, dict[str, Any]]:
+    """coffea's ``metadata_cache``: ``FileMeta`` → ``{numentries, uuid}``, so it opens nothing."""
+    from coffea.processor.executor import FileMeta
+
+    cache = {}
     for dataset, files in fileset.items():
         for path in files:
-            reason = _check_parquet(path, branches) if treename is None else _check_root(path, treename, branches)
-            if reason is None:
-                good.setdefault(dataset, []).append(path)
-            else:
-                bad.append(BadFile(dataset, path, reason))
-    return good, bad
+            meta = known[path]
+            cache[FileMeta(dataset, os.path.abspath(path), treename or "")] = {
+                "numentries": meta["numentries"],
+                "uuid": bytes.fromhex(meta["uuid"]),
+            }
+    return cache
 
 
 def run_processor(
@@ -116,17 +193,20 @@ def run_processor(
     stage_config: Mapping[str, Any],
     branches: Collection[str] = (),
     chunksize: int | None = None,
+    read_only_branches: bool = False,
 ) -> tuple[Any, RunReport]:
     """Run ``processor_instance`` over ``fileset`` (``{dataset: [paths]}``) in ``session``.
 
-    ``treename`` ``None`` means parquet input. ``branches`` are checked in the pre-flight.
+    ``treename`` ``None`` means parquet input. ``branches`` are checked in the pre-flight;
+    with ``read_only_branches`` the events handed to the processor hold only those (the
+    NanoEvents form of a 200-branch TauTuple costs as much to build as a chunk to read).
     ``stage_config`` keys the checkpoint directory, so a changed configuration never reuses
     stale chunk outputs. Raises :class:`InputError` listing every bad file unless the
     session's config says to skip them.
     """
     cfg = session.cfg
     chunksize = chunksize or cfg.chunksize
-    good, bad = preflight(fileset, treename, branches)
+    good, bad, known = preflight(fileset, treename, branches, session if session.parallel else None)
     if bad and not cfg.skip_bad_files:
         listing = "\n".join(f"  {b.path}: {b.reason}" for b in bad)
         raise InputError(f"{len(bad)} bad input file(s) for stage '{stage}':\n{listing}\n(set skip_bad_files to skip them)")
@@ -143,16 +223,19 @@ def run_processor(
     if cfg.checkpoint_dir:
         checkpointer = StageCheckpointer(cfg.checkpoint_dir, stage, {**stage_config, "chunksize": chunksize})
         report.checkpoint_dir = str(checkpointer.directory)
+    abs_fileset = {ds: [os.path.abspath(p) for p in files] for ds, files in good.items()}
+    known = {os.path.abspath(p): m for p, m in known.items()}
     runner = processor.Runner(
         executor=session.coffea_executor(desc=stage),
+        metadata_cache=_coffea_metadata_cache(abs_fileset, treename, known),
         chunksize=chunksize,
         schema=BaseSchema,
         format="root" if treename is not None else "parquet",
         skipbadfiles=(OSError, InputError) if cfg.skip_bad_files else False,
         checkpointer=checkpointer,
     )
-    abs_fileset = {ds: [os.path.abspath(p) for p in files] for ds, files in good.items()}
-    output = runner(abs_fileset, processor_instance=processor_instance, treename=treename or "")
+    options = {"filter_name": sorted(branches)} if read_only_branches and treename is not None else {}
+    output = runner(abs_fileset, processor_instance=processor_instance, treename=treename or "", iteritems_options=options)
     if checkpointer is not None:
         report.completed_chunks = checkpointer.completed()
     return output, report

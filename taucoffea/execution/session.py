@@ -156,6 +156,11 @@ class ExecutionSession:
             self._dask_client = None
 
     @property
+    def parallel(self) -> bool:
+        """Whether :meth:`map` runs on workers (a Parsl DataFlowKernel is loaded)."""
+        return self._dfk is not None
+
+    @property
     def run_dir(self) -> str | None:
         return self._run_dir
 

@@ -79,6 +79,7 @@ def run_spectra(
             stage_config=stage_config,
             branches=required_branches(fmt, columns),
             chunksize=chunksize,
+            read_only_branches=True,
         )
 
     if session is None:

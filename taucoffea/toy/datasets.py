@@ -274,9 +274,12 @@ def resolve_sizes(size: str | int, datasets: Iterable[str]) -> dict[str, int]:
     return {n: max(int(c), 1) for n, c in zip(names, counts, strict=True)}
 
 
-def split_files(n: int) -> list[int]:
-    """Split a dataset's taus into a few files of ≈10–50 k taus (sizes differ by at most 1)."""
-    n_files = max(math.ceil(n / _MAX_PER_FILE), min(3, n // _MIN_PER_FILE), 1)
+def split_files(n: int, max_per_file: int = _MAX_PER_FILE) -> list[int]:
+    """Split a dataset's taus into a few files of ≈10–50 k taus (sizes differ by at most 1).
+
+    ``max_per_file`` raises the cap, e.g. for benchmarks with production-like file sizes.
+    """
+    n_files = max(math.ceil(n / max_per_file), min(3, n // _MIN_PER_FILE), 1)
     base, extra = divmod(n, n_files)
     return [base + (1 if i < extra else 0) for i in range(n_files)]
 

@@ -554,7 +554,7 @@ def _sha256(path: Path) -> str:
 def generate_toy(output: str | os.PathLike[str], *, seed: int = 1234, size: str | int = "small",
                  datasets: Iterable[str] | str | None = None, overwrite: bool = False,
                  progress: bool = True, shift: DataMCShift = DEFAULT_SHIFT,
-                 compression: str = "lz4") -> dict[str, Any]:
+                 compression: str = "lz4", max_per_file: int | None = None) -> dict[str, Any]:
     """Write the toy TauTuples ``<output>/<dataset>/eventTuple_<i>.root`` and a manifest.
 
     Returns the manifest (also written as ``<output>/toy_manifest.json``): seed, version,
@@ -569,7 +569,8 @@ def generate_toy(output: str | os.PathLike[str], *, seed: int = 1234, size: str 
     out = Path(output)
     _check_output_dir(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
-    plan = [(name, i, n_i) for name in names for i, n_i in enumerate(split_files(sizes[name]))]
+    cap = {} if max_per_file is None else {"max_per_file": int(max_per_file)}
+    plan = [(name, i, n_i) for name in names for i, n_i in enumerate(split_files(sizes[name], **cap))]
     manifest: dict[str, Any] = {
         "generator": "taucoffea.toy", "version": TOY_VERSION, "seed": int(seed),
         "size": size if isinstance(size, str) else int(size), "compression": compression,
