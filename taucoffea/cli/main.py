@@ -18,6 +18,11 @@ _COMMANDS: dict[str, str] = {
     "validate": "taucoffea.cli.validate",
     "evaluate": "taucoffea.cli.evaluate",
     "derive-wp": "taucoffea.cli.derive_wp",
+    "skim": "taucoffea.cli.skim",
+    "event-drop": "taucoffea.cli.event_drop",
+    "reweight": "taucoffea.cli.reweight",
+    "mix": "taucoffea.cli.mix",
+    "run": "taucoffea.cli.run",
     "plot": "taucoffea.cli.plot",
     "demo": "taucoffea.cli.demo",
 }

@@ -17,6 +17,10 @@ _KINDS: dict[str, tuple[str, str]] = {
     "roc": ("ROC curves from performance.json files", "taucoffea.plotting.roc"),
     "wp-eff": ("WP efficiencies vs pT/eta/phi/DM", "taucoffea.plotting.wp_eff"),
     "adversarial": ("Djet data vs stacked MC, y_adv, KS and chi2/ndf", "taucoffea.plotting.adversarial"),
+    "adversarial-inputs": (
+        "stacked MC vs data tau pT of the adversarial mixture, before/after weights",
+        "taucoffea.plotting.adversarial_inputs",
+    ),
 }
 
 

@@ -22,7 +22,7 @@ from coffea import processor
 from coffea.nanoevents import BaseSchema
 
 from taucoffea.columns.atomic import write_text_atomic
-from taucoffea.errors import InputError
+from taucoffea.errors import InputError, TaucoffeaError
 from taucoffea.execution.checkpoint import StageCheckpointer
 from taucoffea.execution.session import ExecutionSession
 
@@ -166,6 +166,16 @@ def _metadata_job(item: tuple[str, str | None]) -> dict[str, Any]:
     return _file_metadata(*item)
 
 
+def _raise_own_error(err: BaseException) -> None:
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, TaucoffeaError):
+            raise cause from err
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+
+
 def _coffea_metadata_cache(
     fileset: Mapping[str, Sequence[str]], treename: str | None, known: Mapping[str, Mapping[str, Any]]
 ) -> dict[Any, dict[str, Any]]:
@@ -235,7 +245,16 @@ def run_processor(
         checkpointer=checkpointer,
     )
     options = {"filter_name": sorted(branches)} if read_only_branches and treename is not None else {}
-    output = runner(abs_fileset, processor_instance=processor_instance, treename=treename or "", iteritems_options=options)
+    try:
+        output = runner(abs_fileset, processor_instance=processor_instance, treename=treename or "", iteritems_options=options)
+    except TaucoffeaError:
+        raise
+    except Exception as err:
+        # coffea wraps what a processor raises into a plain Exception("Failed processing …");
+        # a user mistake found on the rows (one of our error types) is re-raised as itself,
+        # so the CLI prints one clear line instead of a traceback
+        _raise_own_error(err)
+        raise
     if checkpointer is not None:
         report.completed_chunks = checkpointer.completed()
     return output, report
