@@ -16,6 +16,7 @@ _COMMANDS: dict[str, str] = {
     "spectra": "taucoffea.cli.spectra",
     "shuffle-merge": "taucoffea.cli.shuffle_merge",
     "validate": "taucoffea.cli.validate",
+    "scaling": "taucoffea.cli.scaling",
     "evaluate": "taucoffea.cli.evaluate",
     "derive-wp": "taucoffea.cli.derive_wp",
     "skim": "taucoffea.cli.skim",

@@ -3,6 +3,19 @@
 Each works inside any ``coffea.processor.Runner`` built with ``schema=BaseSchema``.
 """
 
+from taucoffea.processors.event_drop import EventDropProcessor, PtHistogramProcessor
+from taucoffea.processors.mix import MixProcessor
+from taucoffea.processors.sampling import SamplingProcessor
+from taucoffea.processors.scaling import ScalingProcessor
+from taucoffea.processors.skim import SkimProcessor
 from taucoffea.processors.spectra import SpectrumProcessor
 
-__all__ = ["SpectrumProcessor"]
+__all__ = [
+    "EventDropProcessor",
+    "MixProcessor",
+    "PtHistogramProcessor",
+    "SamplingProcessor",
+    "ScalingProcessor",
+    "SkimProcessor",
+    "SpectrumProcessor",
+]

@@ -1,0 +1,315 @@
+"""ScalingProcessor: per-file moments and quantile histograms of every scaled feature.
+
+For each variable type of the features config the processor works in that type's *element
+space*: one entry per tau for ``global`` types (TauFlat, GridGlobal), one entry per list
+element (PF candidate, electron, muon) for cone types. Per-tau columns used by a list type
+(``tau_pt`` in ``pfCand_pt/tau_pt``) are broadcast to the elements. A feature's cut selects
+elements, its aliases are evaluated on the selected elements only, and the values are split
+into the cones (reference §5.3). Cuts, cone masks and column subsets are cached per chunk, so
+features sharing a cut (all PF electrons, all PF electrons with track details, …) share the
+work.
+
+Output (plain mergeable dicts, keyed by input file so that snapshots after N files are exact
+whatever the chunking)::
+
+    {"files": {filename: {"entries": int,
+                          "moments": {(type, feature, cone): Moments},      # normal features
+                          "hists":   {(type, feature, cone): QuantileHist},  # quantiles per_file
+                          "nonfinite": {(type, feature, cone): int64[3]}}},  # nan, +inf, −inf
+     "hists": {(type, feature, cone): QuantileHist}}                         # quantiles total
+
+Works in any coffea ``Runner`` with ``schema=BaseSchema`` on TauTuple ROOT files or per-tau
+parquet (e.g. ``ShuffleMergeSpectral_<k>.parquet``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from coffea import processor
+
+from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist, cone_masks
+from taucoffea.columns.selection import CompiledExpression
+from taucoffea.errors import ConfigError, InputError, SelectionError
+from taucoffea.scaling.config import QUANTILE_MODES, FeatureConfig, FeatureSpec, TypeCones, load_feature_config
+
+__all__ = ["ScalingProcessor"]
+
+_TAU = ("tau_pt", "tau_eta", "tau_phi")
+
+
+def _layout_parts(arr: ak.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(offsets, content) of a plain jagged numeric column without awkward dispatch, or None."""
+    layout = arr.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data)
+        content = np.asarray(layout.content.data)
+        if content.ndim == 1 and offsets.size and offsets[-1] <= content.size:
+            return offsets, content
+    return None
+
+
+class _Chunk:
+    """Column access for one chunk, with jagged columns split into (counts, flat content)."""
+
+    def __init__(self, events: Any, filename: str) -> None:
+        self.events = events
+        self.filename = filename
+        self.n = len(events)
+        self._fields: set[str] | None = None
+        self._flat: dict[str, np.ndarray] = {}
+        self._counts: dict[str, np.ndarray | None] = {}
+        self.shared: dict[Any, Any] = {}  # caches shared between var types (cone labels …)
+
+    def _load(self, name: str) -> None:
+        if self._fields is None:
+            events = self.events
+            self._fields = set(events.fields if hasattr(events, "fields") else events.keys())
+        if name not in self._fields:
+            raise InputError(f"column '{name}' is missing in file '{self.filename}'")
+        arr = self.events[name]
+        if isinstance(arr, ak.Array) and arr.ndim > 1:
+            if arr.ndim != 2:
+                raise InputError(f"column '{name}' in '{self.filename}' is nested deeper than one list level")
+            parts = _layout_parts(arr)
+            if parts is not None:
+                offsets, content = parts
+                self._counts[name] = np.diff(offsets)
+                self._flat[name] = content[offsets[0] : offsets[-1]]
+            else:
+                self._counts[name] = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64)
+                self._flat[name] = np.asarray(ak.to_numpy(ak.flatten(arr, axis=1)))
+        else:
+            self._counts[name] = None
+            self._flat[name] = np.asarray(ak.to_numpy(arr) if isinstance(arr, ak.Array) else arr)
+
+    def counts(self, name: str) -> np.ndarray | None:
+        """Elements per tau of a jagged column, ``None`` for a per-tau column."""
+        if name not in self._counts:
+            self._load(name)
+        return self._counts[name]
+
+    def flat(self, name: str) -> np.ndarray:
+        """Per-tau values, or the flat content of a jagged column."""
+        if name not in self._flat:
+            self._load(name)
+        return self._flat[name]
+
+
+class _Space:
+    """The element space of one variable type inside a chunk.
+
+    A selection (one per distinct cut) is an index array into the elements, ordered by cone:
+    the inner-cone elements, then the outer-cone ones; elements outside every cone are
+    dropped. A feature is evaluated once on those elements and each cone is a contiguous
+    slice of the result — no per-cone copies.
+    """
+
+    def __init__(self, chunk: _Chunk, var_type: str, cones: TypeCones, cone_def: ConeDefinition) -> None:
+        self.chunk = chunk
+        self.var_type = var_type
+        self.cones = cones
+        self.cone_def = cone_def
+        self.anchor = cones.eta
+        self.counts = chunk.counts(self.anchor) if self.anchor is not None else None
+        if not cones.is_global and self.counts is None:
+            raise ConfigError(
+                f"cone_selection.{var_type}: cones {list(cones.cones)} need a list column as eta, "
+                f"but '{cones.eta}' has one value per tau in '{chunk.filename}'"
+            )
+        self._columns: dict[str, np.ndarray] = {}
+        self._selections: dict[str | None, tuple[np.ndarray | None, dict[str, slice]]] = {}
+        self._subsets: dict[tuple[str | None, str], np.ndarray] = {}
+
+    @property
+    def jagged(self) -> bool:
+        return self.counts is not None
+
+    @property
+    def size(self) -> int:
+        """Number of elements (taus for per-tau types)."""
+        return int(self.counts.sum()) if self.counts is not None else self.chunk.n
+
+    def column(self, name: str, feature: FeatureSpec | None = None) -> np.ndarray:
+        if name in self._columns:
+            return self._columns[name]
+        counts = self.chunk.counts(name)
+        if counts is None:
+            values = self.chunk.flat(name)
+            if self.jagged:
+                key = ("repeat", self.anchor, name)
+                shared = self.chunk.shared
+                if key not in shared:
+                    shared[key] = np.repeat(values, self.counts)
+                values = shared[key]
+        else:
+            if not self.jagged:
+                where = f"feature '{feature.name}' of " if feature is not None else ""
+                raise InputError(
+                    f"{where}var type '{self.var_type}' has one entry per tau, but column '{name}' is a list "
+                    f"in '{self.chunk.filename}'; give the type a list column in cone_selection.var_names"
+                )
+            if counts is not self.counts and not np.array_equal(counts, self.counts):
+                raise InputError(
+                    f"column '{name}' does not have the same list lengths as '{self.anchor}' "
+                    f"(var type '{self.var_type}') in '{self.chunk.filename}'"
+                )
+            values = self.chunk.flat(name)
+        self._columns[name] = values
+        return values
+
+    def _cone_masks(self) -> dict[str, np.ndarray]:
+        key = ("cones", self.cones.eta, self.cones.phi)
+        shared = self.chunk.shared
+        if key not in shared:
+            assert self.cones.eta is not None and self.cones.phi is not None
+            tau = [self.column(c) for c in _TAU]
+            inner, outer = cone_masks(*tau, self.column(self.cones.eta), self.column(self.cones.phi), self.cone_def)
+            shared[key] = {"inner": inner, "outer": outer}
+        return shared[key]
+
+    def selection(self, feature: FeatureSpec, cut: CompiledExpression | None,
+                  aliases: Mapping[str, CompiledExpression]) -> tuple[np.ndarray | None, dict[str, slice]]:
+        """(element indices ordered by cone, or None for all; {cone: slice of those})."""
+        key = feature.cut
+        if key not in self._selections:
+            mask = None
+            if cut is not None:
+                mask = np.asarray(self.evaluate(cut, aliases, None, feature), dtype=bool)
+            if self.cones.is_global:
+                idx = None if mask is None else np.flatnonzero(mask)
+                n = self.size if idx is None else idx.size
+                self._selections[key] = (idx, {"global": slice(0, n)})
+            else:
+                masks = self._cone_masks()
+                parts, slices, start = [], {}, 0
+                for cone in self.cones.cones:
+                    m = masks[cone] if mask is None else (masks[cone] & mask)
+                    part = np.flatnonzero(m)
+                    parts.append(part)
+                    slices[cone] = slice(start, start + part.size)
+                    start += part.size
+                idx = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                self._selections[key] = (idx, slices)
+        return self._selections[key]
+
+    def evaluate(self, expr: CompiledExpression, aliases: Mapping[str, CompiledExpression],
+                 idx: np.ndarray | None, feature: FeatureSpec) -> np.ndarray:
+        """Evaluate ``expr`` on the elements ``idx`` (all if None), resolving aliases."""
+        env: dict[str, Any] = {}
+        for name in expr.columns:
+            if name in aliases and aliases[name] is not expr:
+                env[name] = self.evaluate(aliases[name], aliases, idx, feature)
+            else:
+                env[name] = self._subset(name, idx, feature)
+        try:
+            values = expr(env)
+        except SelectionError as err:
+            raise InputError(
+                f"feature '{feature.name}' ({self.var_type}) in '{self.chunk.filename}': {err}"
+            ) from None
+        return np.asarray(values)
+
+    def _subset(self, name: str, idx: np.ndarray | None, feature: FeatureSpec) -> np.ndarray:
+        values = self.column(name, feature)
+        if idx is None:
+            return values
+        key = (feature.cut, name)
+        if key not in self._subsets:
+            self._subsets[key] = values[idx]
+        return self._subsets[key]
+
+
+def _nonfinite_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(finite values, [nan, +inf, −inf] counts or None when everything is finite)."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return x, None
+    bad = x[~finite]
+    counts = np.array([np.isnan(bad).sum(), (bad == np.inf).sum(), (bad == -np.inf).sum()], dtype=np.int64)
+    return x[finite], counts
+
+
+class ScalingProcessor(processor.ProcessorABC):
+    """Mergeable scaling statistics per input file (see the module docstring).
+
+    ``config`` is a :class:`FeatureConfig`, a YAML path or a mapping; ``var_types`` limits the
+    work to some variable types; ``quantiles`` overrides ``Scaling_setup.quantiles``
+    (``per_file``, ``total`` or ``none``).
+    """
+
+    def __init__(
+        self,
+        config: FeatureConfig | str | os.PathLike[str] | Mapping[str, Any],
+        *,
+        var_types: Sequence[str] | None = None,
+        quantiles: str | None = None,
+    ) -> None:
+        self.config = load_feature_config(config)
+        self.var_types = list(var_types) if var_types is not None else None
+        self.quantiles = quantiles or self.config.setup.quantiles
+        if self.quantiles not in QUANTILE_MODES:
+            raise ConfigError(f"quantiles mode '{self.quantiles}' is not allowed; allowed: {list(QUANTILE_MODES)}")
+        self._features = {
+            t: [f for f in feats if f.scaling in ("linear", "normal")]
+            for t, feats in self.config.active(self.var_types).items()
+        }
+        self._compiled: dict[tuple[str, str], Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_compiled"] = None  # recompiled on the worker
+        return state
+
+    def _compile(self) -> dict[tuple[str, str], Any]:
+        if self._compiled is None:
+            self._compiled = {(t, f.name): f.compiled() for t, feats in self._features.items() for f in feats}
+        return self._compiled
+
+    @property
+    def columns(self) -> set[str]:
+        """Input columns this processor reads."""
+        return self.config.columns(self.var_types)
+
+    def process(self, events: Any) -> dict[str, Any]:
+        filename = str(events.metadata["filename"])
+        chunk = _Chunk(events, filename)
+        compiled = self._compile()
+        moments: dict[tuple[str, str, str], Moments] = {}
+        hists: dict[tuple[str, str, str], QuantileHist] = {}
+        nonfinite: dict[tuple[str, str, str], np.ndarray] = {}
+        keep_hists = self.quantiles != "none"
+        for var_type, feats in self._features.items():
+            if not feats:
+                continue
+            space = _Space(chunk, var_type, self.config.cone_selection[var_type], self.config.cone_definition)
+            for feature in feats:
+                value, cut, aliases = compiled[(var_type, feature.name)]
+                idx, slices = space.selection(feature, cut, aliases)
+                values = np.asarray(space.evaluate(value, aliases, idx, feature), dtype=np.float64)
+                n_sel = space.size if idx is None else idx.size
+                if values.shape != (n_sel,):  # a constant expression
+                    values = np.broadcast_to(values, (n_sel,))
+                for cone, part in slices.items():
+                    x, bad = _nonfinite_counts(values[part])
+                    key = (var_type, feature.name, cone)
+                    if bad is not None:
+                        nonfinite[key] = bad
+                    if feature.scaling == "normal":
+                        moments[key] = Moments.from_values(x, finite=True)
+                    if keep_hists:
+                        hists[key] = QuantileHist.from_values(x, finite=True)
+        per_file: dict[str, Any] = {"entries": chunk.n, "moments": moments, "nonfinite": nonfinite}
+        out: dict[str, Any] = {"files": {filename: per_file}}
+        if self.quantiles == "per_file":
+            per_file["hists"] = hists
+        elif self.quantiles == "total":
+            out["hists"] = hists
+        return out
+
+    def postprocess(self, accumulator: Any) -> Any:
+        return accumulator
