@@ -13,6 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("pipeline", nargs="?", help="pipeline YAML, e.g. configs/adversarial/toy.yaml")
     parser.add_argument("--workdir", help="folder for the pipeline's data (relative paths in the YAML live here)")
     parser.add_argument("--until", help="stop after this stage")
+    parser.add_argument("--resume", action="store_true", help="skip stages that completed before with the same options")
     parser.add_argument("--overwrite", action="store_true", help="let stages replace existing outputs")
     parser.add_argument("--list-stages", action="store_true", help="list the stages a pipeline can use and exit")
     add_executor_arguments(parser)
@@ -27,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list_stages:
         for name, spec in sorted(STAGES.items()):
             allowed, required = spec.parameters()
-            print(f"{name:<12} {spec.help}\n{'':<12} keys: {', '.join(sorted(allowed))} (required: {', '.join(sorted(required)) or '-'})")
+            keys = "any flag of the command" if allowed is None else ", ".join(sorted(allowed))
+            print(f"{name:<13} {spec.help}\n{'':<13} keys: {keys} (required: {', '.join(sorted(required)) or '-'})")
         return 0
     if not args.pipeline or not args.workdir:
         raise ConfigError("give a pipeline file and --workdir")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     }
     run_pipeline(
         args.pipeline, args.workdir, executor=executor, executor_overrides=overrides,
-        overwrite=args.overwrite, until=args.until,
+        overwrite=args.overwrite, until=args.until, resume=args.resume,
     )
     print(f"pipeline done; see {args.workdir}/pipeline_report.json")
     return 0

@@ -68,11 +68,14 @@ class StageSpec:
         except (ImportError, AttributeError) as err:
             raise ConfigError(f"pipeline stage '{self.name}': cannot load '{self.target}' ({err})") from None
 
-    def parameters(self) -> tuple[set[str], set[str]]:
-        """(allowed YAML keys, required YAML keys) from the function's signature."""
+    def parameters(self) -> tuple[set[str] | None, set[str]]:
+        """(allowed YAML keys — ``None``: any, the function takes ``**options`` and checks
+        them itself — and required YAML keys) from the function's signature."""
         sig = inspect.signature(self.function())
         inverse = {v: k for k, v in self.aliases.items()}
-        allowed, required = set(), set()
+        allowed: set[str] | None = set()
+        required: set[str] = set()
+        open_keys = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
         for p in sig.parameters.values():
             if p.name in _RUNNER_ARGS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
@@ -80,7 +83,7 @@ class StageSpec:
             allowed.add(key)
             if p.default is p.empty:
                 required.add(key)
-        return allowed, required
+        return (None if open_keys else allowed), required
 
 
 #: Registered stages by name.
@@ -123,6 +126,19 @@ for _spec in (
               config_paths=("contributions",), aliases=_IN, help="adversarial pT weights per contribution"),
     StageSpec("mix", "taucoffea.stages.mix:run_mix", data_paths=("input", "output", "weights"),
               config_paths=("contributions",), aliases=_IN, help="adversarial data/MC mixture"),
+    StageSpec("shuffle-merge", "taucoffea.stages.shuffle_merge:run_shuffle_merge",
+              data_paths=("input", "input_spec", "output"), config_paths=("cfg",),
+              aliases={"input": "input_dir"}, help="flat (pT, |eta|) training files"),
+    StageSpec("validate", "taucoffea.stages.validate:run_validate", data_paths=("input", "output", "expected_json"),
+              aliases={"input": "inputs"}, help="chunk-to-chunk tests and closure of shuffle & merge output"),
+    StageSpec("scaling", "taucoffea.stages.scaling:run_scaling", data_paths=("input", "output"),
+              config_paths=("config",), aliases=_IN, help="feature scaling parameters"),
+    StageSpec("evaluate", "taucoffea.stages.evaluate:run_evaluate", data_paths=("input", "output", "working_points"),
+              config_paths=("config",), aliases=_IN, help="ROC curves, AUC and WP points into performance.json"),
+    StageSpec("derive-wp", "taucoffea.stages.derive_wp:run_derive_wp", data_paths=("input", "output"),
+              config_paths=("config",), aliases=_IN, help="working points (WPMaker)"),
+    StageSpec("plot", "taucoffea.stages.pipeline:run_plot_stage", data_paths=("input", "output"),
+              help="any `taucoffea plot KIND` (options as its command-line flags, without dashes)"),
 ):
     register_stage(_spec)
 
@@ -176,7 +192,7 @@ def load_pipeline(path: str | os.PathLike[str]) -> Pipeline:
         if not isinstance(options, Mapping):
             raise ConfigError(f"{src}: stage #{i} ('{name}'): options must be a mapping, got {options!r}")
         allowed, required = STAGES[name].parameters()
-        bad = sorted(set(options) - allowed)
+        bad = [] if allowed is None else sorted(set(options) - allowed)
         if bad:
             raise ConfigError(f"{src}: stage #{i} ('{name}'): unknown key(s) {bad}; allowed: {sorted(allowed)}")
         missing = sorted(required - set(options))
@@ -227,8 +243,12 @@ def run_pipeline(
     executor_overrides: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     until: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run every stage of ``path`` in order inside one session; return per-stage results.
+
+    With ``resume`` a stage that already completed with the same options (a marker in
+    ``<workdir>/.pipeline/``) is skipped, so an interrupted pipeline goes on where it stopped.
 
     ``executor`` replaces the pipeline file's executor; ``executor_overrides`` (``None`` values
     ignored) adjust whichever is used. ``until`` stops after the first stage of that name. A ``pipeline_report.json`` in the work
@@ -248,10 +268,22 @@ def run_pipeline(
     with ExecutionSession(cfg) as session:
         for step, spec, kwargs in calls:
             func = spec.function()
+            marker = wd / ".pipeline" / f"{step.index:02d}-{step.name}-{_options_hash(kwargs)}.done"
+            if resume and marker.exists():
+                print(f"[run] stage {step.index}/{len(calls)}: {step.name}: done before, skipped", flush=True)
+                results[f"{step.index}:{step.name}"] = None
+                record.append({"stage": step.name, "options": kwargs, "seconds": 0.0, "skipped": True})
+                if step.name == until:
+                    break
+                continue
             print(f"[run] stage {step.index}/{len(calls)}: {step.name}", flush=True)
+            accepted = inspect.signature(func).parameters
+            runner_args = {"session": session, "overwrite": overwrite or resume}
             t0 = time.perf_counter()
-            result = func(**kwargs, session=session, overwrite=overwrite)
+            result = func(**kwargs, **{k: v for k, v in runner_args.items() if k in accepted})
             dt = time.perf_counter() - t0
+            marker.parent.mkdir(exist_ok=True)
+            marker.touch()
             summary = getattr(result, "summary", None)
             if callable(summary):
                 print(summary())
@@ -265,6 +297,55 @@ def run_pipeline(
         json.dumps({"pipeline": str(pipe.source), "executor": cfg.executor, "stages": record}, indent=1, default=str) + "\n",
     )
     return results
+
+
+def _options_hash(kwargs: Mapping[str, Any]) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- plot adapter
+
+
+@dataclass
+class PlotStageResult:
+    kind: str
+    output: Path
+
+    def summary(self) -> str:
+        files = sorted(self.output.rglob("*.png")) if self.output.is_dir() else []
+        files += [p for p in (self.output.with_suffix(".png"),) if p.exists()]
+        return f"plot {self.kind}: {len(files)} PNG file(s) at {self.output}"
+
+
+def run_plot_stage(
+    kind: str, input: str | os.PathLike[str], output: str | os.PathLike[str], **options: Any  # noqa: A002
+) -> PlotStageResult:
+    """Any ``taucoffea plot KIND``; options are its flags (``only_suspicious: true``…).
+
+    Parsed through the command's own argument parser, so a pipeline accepts exactly what the
+    command line does and reports unknown options the same way.
+    """
+    import argparse
+
+    from taucoffea.cli import plot as plot_cli
+
+    parser = argparse.ArgumentParser(prog="taucoffea plot", add_help=False, exit_on_error=False)
+    plot_cli.add_arguments(parser)
+    argv = [kind, "--input", str(input), "--output", str(output)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value not in (False, None):
+            argv += [flag, *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
+    try:
+        args = parser.parse_args(argv)
+    except (argparse.ArgumentError, SystemExit) as err:
+        raise ConfigError(f"pipeline stage 'plot' ({kind}): bad options {options!r}: {err}") from None
+    plot_cli.run(args)
+    return PlotStageResult(kind, Path(output))
 
 
 # ------------------------------------------------------------------------------ toy adapter
