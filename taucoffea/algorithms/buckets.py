@@ -13,7 +13,6 @@ from pathlib import Path
 
 import awkward as ak
 import numpy as np
-import pyarrow.parquet as pq
 
 from taucoffea.errors import InputError
 
@@ -28,7 +27,9 @@ def key_threshold(parts: Sequence[str | os.PathLike[str]], key: str, max_entries
     """
     if max_entries is None or max_entries < 0:
         return None
-    keys = [pq.read_table(p, columns=[key]).column(0).to_numpy() for p in parts]
+    from taucoffea.processors.sampling import read_part
+
+    keys = [ak.to_numpy(read_part(str(p), [key])[key]) for p in parts]
     allkeys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
     if allkeys.size <= max_entries:
         return None
@@ -50,12 +51,12 @@ def merge_bucket(
     Returns ``(output, n_rows)``. The sort is stable, so equal keys (probability ~1e-19 per
     pair) keep the deterministic part order.
     """
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.processors.sampling import read_part, write_parquet
 
     arrays = []
     for p in parts:
         try:
-            arrays.append(ak.from_parquet(p))
+            arrays.append(read_part(str(p)))
         except Exception as err:
             raise InputError(f"cannot read shuffle part '{p}': {err}") from err
     if not arrays:
