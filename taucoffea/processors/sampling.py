@@ -61,10 +61,13 @@ def _write_bucketed_part(rows: ak.Array, bucket: np.ndarray, path: Path) -> dict
 
 
 def read_part(ref: str, columns: list[str] | None = None) -> ak.Array:
-    """Read one bucket of a chunk part written by :func:`_write_bucketed_part` (``path::group``)."""
+    """Read one bucket of a chunk part (``path::group``, see :func:`_write_bucketed_part`), or a
+    whole parquet file when ``ref`` is a plain path."""
     import pyarrow.parquet as pq
 
-    path, _, group = ref.rpartition("::")
+    path, sep, group = ref.rpartition("::")
+    if not sep:
+        return ak.from_parquet(ref, columns=columns)
     return ak.from_arrow(pq.ParquetFile(path).read_row_group(int(group), columns=columns))
 
 
