@@ -17,6 +17,8 @@ _COMMANDS: dict[str, str] = {
     "shuffle-merge": "taucoffea.cli.shuffle_merge",
     "validate": "taucoffea.cli.validate",
     "scaling": "taucoffea.cli.scaling",
+    "train": "taucoffea.cli.train",
+    "predict": "taucoffea.cli.predict",
     "evaluate": "taucoffea.cli.evaluate",
     "derive-wp": "taucoffea.cli.derive_wp",
     "skim": "taucoffea.cli.skim",

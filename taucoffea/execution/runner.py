@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from coffea import processor
 from coffea.nanoevents import BaseSchema
 
-from taucoffea.columns.atomic import write_text_atomic
+from taucoffea.columns.atomic import OUTPUT_ERRNOS, write_text_atomic
 from taucoffea.errors import InputError, TaucoffeaError
 from taucoffea.execution.checkpoint import StageCheckpointer
 from taucoffea.execution.session import ExecutionSession
@@ -246,7 +247,9 @@ def run_processor(
     )
     options = {"filter_name": sorted(branches)} if read_only_branches and treename is not None else {}
     try:
-        output = runner(abs_fileset, processor_instance=processor_instance, treename=treename or "", iteritems_options=options)
+        # ``run`` (not ``__call__``) also hands back the work items that completed, which
+        # tells a file that broke after the pre-flight (skipped by coffea) from a good one
+        wrapped = runner.run(abs_fileset, processor_instance=processor_instance, treename=treename or "", iteritems_options=options)
     except TaucoffeaError:
         raise
     except Exception as err:
@@ -254,7 +257,57 @@ def run_processor(
         # a user mistake found on the rows (one of our error types) is re-raised as itself,
         # so the CLI prints one clear line instead of a traceback
         _raise_own_error(err)
+        _raise_input_error(err, stage)
         raise
+    output = wrapped["out"]
+    for dataset, path, done, total in _unfinished_files(wrapped.get("processed", ()), abs_fileset, known):
+        bad_file = BadFile(dataset, path, f"became unreadable during the run: {total - done} of {total} entries not processed")
+        report.bad_files.append(bad_file)
+        report.files[dataset] = [p for p in report.files.get(dataset, []) if os.path.abspath(p) != path]
+        import warnings
+
+        warnings.warn(f"skipped bad file {path}: {bad_file.reason}", stacklevel=2)
     if checkpointer is not None:
         report.completed_chunks = checkpointer.completed()
     return output, report
+
+
+def _unfinished_files(
+    processed: Collection[Any], fileset: Mapping[str, Sequence[str]], known: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str, int, int]]:
+    """Files whose chunks did not all complete: coffea's ``skipbadfiles`` dropped them."""
+    done: dict[tuple[str, str], int] = {}
+    for item in processed:
+        key = (item.dataset, os.path.abspath(item.filename))
+        done[key] = done.get(key, 0) + int(item.entrystop) - int(item.entrystart)
+    out = []
+    for dataset, files in fileset.items():
+        for path in files:
+            total = int(known[path]["numentries"])
+            if done.get((dataset, path), 0) < total:
+                out.append((dataset, path, done.get((dataset, path), 0), total))
+    return out
+
+
+_WORK_ITEM_FILE = re.compile(r"filename='([^']+)'")
+
+
+def _raise_input_error(err: BaseException, stage: str) -> None:
+    """An input file that broke after the pre-flight → :class:`InputError` naming it."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = err
+    while cause is not None and all(cause is not c for c in chain):
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, OSError) and c.errno in OUTPUT_ERRNOS for c in chain):
+        return  # a full disk on the output side is not the input file's fault
+    if not any(isinstance(c, OSError) for c in chain) and not any("Failed to open file" in str(c) for c in chain):
+        return
+    files = sorted({m for c in chain for m in _WORK_ITEM_FILE.findall(str(c))})
+    root = chain[-1]
+    named = ", ".join(f"'{f}'" for f in files) or "an input file"
+    raise InputError(
+        f"stage '{stage}': {named} could not be read although it passed the pre-flight "
+        f"(deleted, moved or changed during the run?): {type(root).__name__}: {root}\n"
+        "(set skip_bad_files to skip such files and list them in the run report)"
+    ) from err

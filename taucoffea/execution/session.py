@@ -15,14 +15,14 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from coffea import processor
 
 from taucoffea.execution.config import ExecutorConfig
 from taucoffea.errors import ConfigError
 
-__all__ = ["ExecutionSession", "parsl_config"]
+__all__ = ["ExecutionSession", "in_session", "parsl_config"]
 
 
 def _worker_env_init(extra: str) -> str:
@@ -202,3 +202,18 @@ class ExecutionSession:
         if cfg.executor == "dask":
             return processor.DaskExecutor(client=self._dask_client, retries=cfg.retries, **common)
         raise ConfigError(f"unknown executor '{cfg.executor}'")
+
+
+T = TypeVar("T")
+
+
+def in_session(session: ExecutionSession | None, cfg: ExecutorConfig, func: Callable[[ExecutionSession], T]) -> T:
+    """``func(session)`` in the caller's session, or in a new one opened (and closed) for it.
+
+    Stages take an optional ``session`` so that a pipeline shares one Parsl start-up; alone,
+    they open their own.
+    """
+    if session is not None:
+        return func(session)
+    with ExecutionSession(cfg) as own:
+        return func(own)

@@ -36,7 +36,7 @@ from taucoffea.columns.atomic import atomic_path, write_text_atomic
 from taucoffea.errors import ConfigError, InputError
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
 from taucoffea.execution.runner import RunReport
-from taucoffea.execution.session import ExecutionSession
+from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.event_drop import EventDropProcessor, PtHistogramProcessor
 from taucoffea.columns.table import select_columns
 from taucoffea.stages.skim import clear_outputs, columns_of
@@ -184,11 +184,7 @@ def run_event_drop(
         )
         return acc2 or {}, report, keep, targets, str(parts_dir)
 
-    if session is None:
-        with ExecutionSession(cfg) as s:
-            acc, report, keep, targets, parts_dir = _run(s)
-    else:
-        acc, report, keep, targets, parts_dir = _run(session)
+    acc, report, keep, targets, parts_dir = in_session(session, cfg, _run)
 
     outputs: dict[str, list[Path]] = {}
     observed2 = {ds: np.asarray(h.values(), float) for ds, h in acc.get("observed", {}).items()}

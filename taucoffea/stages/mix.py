@@ -33,7 +33,7 @@ from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
 from taucoffea.execution.runner import RunReport
-from taucoffea.execution.session import ExecutionSession
+from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.mix import ADDED_COLUMNS, POSITION, MixProcessor
 from taucoffea.stages.reweight import REPORT_FILE, contribution_fileset
 
@@ -212,11 +212,7 @@ def run_mix(
         return acc, report, merged
 
     out.mkdir(parents=True, exist_ok=True)
-    if session is None:
-        with ExecutionSession(exec_cfg) as s:
-            acc, report, merged = _run(s)
-    else:
-        acc, report, merged = _run(session)
+    acc, report, merged = in_session(session, exec_cfg, _run)
     clear_parts(parts_dir, checkpointing)
     edges = check_edges(pt_edges)
     closure = {}

@@ -137,6 +137,11 @@ for _spec in (
               config_paths=("config",), aliases=_IN, help="ROC curves, AUC and WP points into performance.json"),
     StageSpec("derive-wp", "taucoffea.stages.derive_wp:run_derive_wp", data_paths=("input", "output"),
               config_paths=("config",), aliases=_IN, help="working points (WPMaker)"),
+    StageSpec("train", "taucoffea.stages.train:run_train",
+              data_paths=("run_dir", "input", "scaling", "adversarial_input", "pretrained"),
+              config_paths=("config",), aliases=_IN, help="train the tau classifier (Keras)"),
+    StageSpec("predict", "taucoffea.stages.predict:run_predict", data_paths=("run_dir", "input", "output"),
+              aliases=_IN, help="apply a trained run to per-tau files"),
     StageSpec("plot", "taucoffea.stages.pipeline:run_plot_stage", data_paths=("input", "output"),
               help="any `taucoffea plot KIND` (options as its command-line flags, without dashes)"),
 ):

@@ -33,7 +33,7 @@ from taucoffea.columns.atomic import atomic_path, check_output, write_text_atomi
 from taucoffea.errors import InputError, TaucoffeaError
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
 from taucoffea.execution.runner import RunReport
-from taucoffea.execution.session import ExecutionSession
+from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.event_drop import PtHistogramProcessor
 
 __all__ = ["REPORT_FILE", "WEIGHTS_FILE", "WEIGHTS_ROOT", "ReweightResult", "contribution_fileset", "run_reweight"]
@@ -105,11 +105,7 @@ def run_reweight(
             branches={pt_column}, chunksize=chunksize,
         )
 
-    if session is None:
-        with ExecutionSession(exec_cfg) as s:
-            acc, report = _run(s)
-    else:
-        acc, report = _run(session)
+    acc, report = in_session(session, exec_cfg, _run)
     counts = {ds: np.asarray(h.values(), float) for ds, h in (acc or {}).get("pt", {}).items()}
     target_values = None
     if target is not None:

@@ -39,7 +39,7 @@ from taucoffea.columns.discovery import discover_fileset
 from taucoffea.errors import ConfigError, InputError, OutputExistsError, TaucoffeaError
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession
+from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.scaling import ScalingProcessor
 from taucoffea.scaling.config import FeatureConfig, load_feature_config, parse_file_range
 
@@ -570,11 +570,7 @@ def run_scaling(
         )
 
     try:
-        if session is None:
-            with ExecutionSession(exec_cfg) as s:
-                acc, report = _run(s)
-        else:
-            acc, report = _run(session)
+        acc, report = in_session(session, exec_cfg, _run)
     except Exception as err:  # coffea wraps processor errors in a bare Exception
         cause = _taucoffea_cause(err)
         if cause is None:

@@ -38,7 +38,7 @@ from taucoffea.datagroups import match_files, read_datagroups
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession
+from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.physics.dataset_hash import std_hash
 from taucoffea.physics.tautypes import TAU_TYPE_NAMES
 from taucoffea.processors.sampling import SORT_KEY, SamplingProcessor
@@ -177,11 +177,7 @@ def run_shuffle_merge(
         merged = s.map(_merge_job, jobs, desc="merging buckets")
         return acc, report, merged
 
-    if session is None:
-        with ExecutionSession(cfg_exec) as s:
-            acc, report, merged = _run(s)
-    else:
-        acc, report, merged = _run(session)
+    acc, report, merged = in_session(session, cfg_exec, _run)
     shutil.rmtree(parts_dir, ignore_errors=True)
 
     groups_hash = {g.name: str(std_hash(g.name)) for g in groups}

@@ -24,7 +24,7 @@ from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
 from taucoffea.execution.runner import RunReport
-from taucoffea.execution.session import ExecutionSession
+from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.skim import SkimProcessor
 
 __all__ = ["SkimResult", "clear_outputs", "columns_of", "run_skim"]
@@ -155,11 +155,7 @@ def run_skim(
             branches=needed, chunksize=chunksize,
         )
 
-    if session is None:
-        with ExecutionSession(cfg) as s:
-            acc, report = _run(s)
-    else:
-        acc, report = _run(session)
+    acc, report = in_session(session, cfg, _run)
     acc = acc or {}
     parts = acc.get("parts", {})
     outputs: dict[str, list[Path]] = {}

@@ -16,7 +16,7 @@ from taucoffea.columns.discovery import discover_fileset
 from taucoffea.columns.table import required_branches, treename_for
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession
+from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.spectra import SpectrumProcessor
 
 __all__ = ["SpectraResult", "run_spectra"]
@@ -82,11 +82,7 @@ def run_spectra(
             read_only_branches=True,
         )
 
-    if session is None:
-        with ExecutionSession(cfg) as s:
-            acc, report = _run(s)
-    else:
-        acc, report = _run(session)
+    acc, report = in_session(session, cfg, _run)
     acc = acc or {}
     spectra = {ds: dict(v) for ds, v in acc.get("spectra", {}).items()}
     not_valid = dict(acc.get("not_valid", {}))
