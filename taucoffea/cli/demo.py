@@ -23,5 +23,11 @@ def run(args: argparse.Namespace) -> int:
     print("\n=== taucoffea demo: summary ===")
     for stage, line in summary["stages"].items():
         print(f"  {stage:<22} {line}")
+    for key, per in summary.get("auc", {}).items():
+        print(f"  AUC {key:<22} " + "   ".join(f"{name}: {auc:.4f}" for name, auc in per.items()))
+    for vs, wps in summary.get("model_working_points_pt20-100", {}).items():
+        print(f"  model WPs {vs}: " + "; ".join(f"{wp} {txt}" for wp, txt in wps.items()))
+    for label, numbers in summary.get("adversarial_data_mc_agreement", {}).items():
+        print(f"  data/MC agreement ({label}): {numbers}")
     print(f"plots: open {summary['gallery']}")
     return 0

@@ -38,6 +38,32 @@ def _first_line(result: Any) -> str:
     return text.splitlines()[0] if text else ""
 
 
+def _physics_summary(wd: Path) -> dict[str, Any]:
+    """AUCs per discriminator, the model's fake rates at its WPs, data/MC agreement."""
+    out: dict[str, Any] = {}
+    aucs: dict[str, dict[str, float]] = {}
+    for perf in sorted((wd / "evaluation").glob("*/performance.json")):
+        data = json.loads(perf.read_text())
+        for entry in data.get("metrics", {}).get("roc_curve", []):
+            key = f"vs {entry['vs_type']}, pT {entry['pt_min']:g}-{entry['pt_max']:g}"
+            aucs.setdefault(key, {})[data.get("name", perf.parent.name)] = round(entry["auc_score"], 5)
+        if data.get("key") == "model":
+            fakes = {}
+            for entry in data.get("metrics", {}).get("roc_wp", []):
+                if entry["pt_max"] <= 100:
+                    fakes[f"vs {entry['vs_type']}"] = {
+                        wp: f"eff {tpr:.3f}, mis-id {fpr:.2e}"
+                        for wp, tpr, fpr in zip(entry["wp_names"], entry["true_positive_rate"], entry["false_positive_rate"], strict=True)
+                    }
+            out["model_working_points_pt20-100"] = fakes
+    if aucs:
+        out["auc"] = aucs
+    agreement = wd / "plots" / "adversarial" / "adversarial_agreement.json"
+    if agreement.exists():
+        out["adversarial_data_mc_agreement"] = json.loads(agreement.read_text())
+    return out
+
+
 def _gallery(workdir: Path) -> Path:
     """``index.html`` showing every PNG under ``plots/`` and the validation plots."""
     plots = sorted(p for p in workdir.rglob("*.png") if ".tmp-" not in str(p))
@@ -81,6 +107,7 @@ def run_demo(
     summary: dict[str, Any] = {"workdir": str(wd.resolve()), "stages": {}}
     for key, result in results.items():
         summary["stages"][key] = _first_line(result) if result is not None else "done before (resumed)"
+    summary.update(_physics_summary(wd))
     summary["gallery"] = str(_gallery(wd).resolve())
     write_text_atomic(wd / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary

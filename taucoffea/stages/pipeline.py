@@ -142,7 +142,8 @@ for _spec in (
               config_paths=("config",), aliases=_IN, help="train the tau classifier (Keras)"),
     StageSpec("predict", "taucoffea.stages.predict:run_predict", data_paths=("run_dir", "input", "output"),
               aliases=_IN, help="apply a trained run to per-tau files"),
-    StageSpec("plot", "taucoffea.stages.pipeline:run_plot_stage", data_paths=("input", "output"),
+    StageSpec("plot", "taucoffea.stages.pipeline:run_plot_stage", data_paths=("input", "output", "working_points"),
+              config_paths=("config",),
               help="any `taucoffea plot KIND` (options as its command-line flags, without dashes)"),
 ):
     register_stage(_spec)
@@ -325,7 +326,10 @@ class PlotStageResult:
 
 
 def run_plot_stage(
-    kind: str, input: str | os.PathLike[str], output: str | os.PathLike[str], **options: Any  # noqa: A002
+    kind: str,
+    input: str | os.PathLike[str] | Sequence[str],  # noqa: A002 - the command's --input
+    output: str | os.PathLike[str],
+    **options: Any,
 ) -> PlotStageResult:
     """Any ``taucoffea plot KIND``; options are its flags (``only_suspicious: true``…).
 
@@ -338,7 +342,8 @@ def run_plot_stage(
 
     parser = argparse.ArgumentParser(prog="taucoffea plot", add_help=False, exit_on_error=False)
     plot_cli.add_arguments(parser)
-    argv = [kind, "--input", str(input), "--output", str(output)]
+    inputs = ",".join(map(str, input)) if isinstance(input, (list, tuple)) else str(input)
+    argv = [kind, "--input", inputs, "--output", str(output)]
     for key, value in options.items():
         flag = "--" + key.replace("_", "-")
         if value is True:
