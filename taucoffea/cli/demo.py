@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     for vs, wps in summary.get("model_working_points_pt20-100", {}).items():
         print(f"  model WPs {vs}: " + "; ".join(f"{wp} {txt}" for wp, txt in wps.items()))
     for label, numbers in summary.get("adversarial_data_mc_agreement", {}).items():
-        print(f"  data/MC agreement ({label}): {numbers}")
+        print(f"  data/MC agreement of Djet, {label} adversarial training: "
+              f"KS distance {numbers['djet_ks_distance']}, chi2/ndf {numbers['djet_chi2_ndf']}")
     print(f"plots: open {summary['gallery']}")
     return 0

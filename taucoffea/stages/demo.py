@@ -60,7 +60,11 @@ def _physics_summary(wd: Path) -> dict[str, Any]:
         out["auc"] = aucs
     agreement = wd / "plots" / "adversarial" / "adversarial_agreement.json"
     if agreement.exists():
-        out["adversarial_data_mc_agreement"] = json.loads(agreement.read_text())
+        results = json.loads(agreement.read_text()).get("results", {})
+        out["adversarial_data_mc_agreement"] = {
+            label: {"djet_ks_distance": round(r["ks_distance"], 4), "djet_chi2_ndf": round(r["chi2_ndf"], 2)}
+            for label, r in results.items()
+        }
     return out
 
 
