@@ -7,14 +7,18 @@ disk or a crash never leaves a half-written file that a later stage would mistak
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from taucoffea.errors import OutputExistsError
+from taucoffea.errors import OutputExistsError, TaucoffeaError
 
-__all__ = ["atomic_path", "check_output", "write_text_atomic"]
+__all__ = ["OUTPUT_ERRNOS", "atomic_path", "check_output", "write_text_atomic"]
+
+#: errno values that mean "the output side is full or read-only", not "the input is bad".
+OUTPUT_ERRNOS: frozenset[int] = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def check_output(path: str | os.PathLike[str], overwrite: bool) -> Path:
@@ -36,15 +40,23 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     are the same as if written in place. Same filesystem, so ``os.replace`` is atomic.
     """
     final = check_output(path, overwrite)
-    final.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = final.parent / f".tmp-{uuid.uuid4().hex[:12]}"
-    tmpdir.mkdir()
     tmp = tmpdir / final.name
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmpdir.mkdir()
         yield tmp
         if not tmp.exists():
             raise FileNotFoundError(f"writer produced no file at temporary path '{tmp}'")
         os.replace(tmp, final)
+    except OSError as err:
+        if err.errno not in OUTPUT_ERRNOS:
+            raise
+        # a full disk or quota is the most common production failure: say which output,
+        # and that nothing half-written was left under its name
+        raise TaucoffeaError(
+            f"cannot write output '{final}': {os.strerror(err.errno)} ({err}); no partial file was left"
+        ) from err
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

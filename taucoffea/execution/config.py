@@ -9,7 +9,9 @@ fall back to a default on a 1 000-slot production.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,20 @@ class CondorOptions:
     scheduler_options: str = ""
     environment: dict[str, str] = field(default_factory=dict)
     address: str | None = None  # interface the workers connect back to; None = this host's name
+
+    def __post_init__(self) -> None:
+        # a job shape that HTCondor would reject (or match to nothing) must fail here, before
+        # a pilot is submitted, naming the key
+        for name, low in (("cores_per_slot", 1), ("nodes_per_block", 1), ("init_blocks", 0), ("min_blocks", 0), ("max_blocks", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"condor option '{name}' must be an integer >= {low}, got {value!r}")
+        if self.min_blocks > self.max_blocks:
+            raise ConfigError(f"condor option 'min_blocks' ({self.min_blocks}) exceeds 'max_blocks' ({self.max_blocks})")
+        if not isinstance(self.mem_per_slot, (int, float)) or not math.isfinite(self.mem_per_slot) or self.mem_per_slot <= 0:
+            raise ConfigError(f"condor option 'mem_per_slot' must be a positive number of GB, got {self.mem_per_slot!r}")
+        if not re.fullmatch(r"\d+:[0-5]\d:[0-5]\d", str(self.walltime)):
+            raise ConfigError(f"condor option 'walltime' must look like HH:MM:SS, got {self.walltime!r}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +101,7 @@ def _from_mapping(cls: type, data: Mapping[str, Any], where: str) -> Any:
     for key, value in data.items():
         f = allowed[key]
         if key == "condor":
-            value = _from_mapping(CondorOptions, value or {}, f"{where}: condor")
+            value = _from_mapping(CondorOptions, {} if value is None else value, f"{where}: condor")
         else:
             value = _check_type(value, f, where)
         kwargs[key] = value
@@ -120,6 +136,10 @@ def load_executor_config(spec: str | os.PathLike[str] | Mapping[str, Any] | None
         return ExecutorConfig()
     if isinstance(spec, Mapping):
         return _from_mapping(ExecutorConfig, spec, "executor config")
+    if not isinstance(spec, (str, os.PathLike)):
+        raise ConfigError(
+            f"executor must be a built-in name, a YAML path or a mapping of options, got {type(spec).__name__} {spec!r}"
+        )
     text = os.fspath(spec)
     if text in EXECUTORS:
         return ExecutorConfig(executor=text)

@@ -257,7 +257,7 @@ def run_processor(
         # a user mistake found on the rows (one of our error types) is re-raised as itself,
         # so the CLI prints one clear line instead of a traceback
         _raise_own_error(err)
-        _raise_input_error(err, stage)
+        _raise_input_error(err, stage, {p for files in abs_fileset.values() for p in files})
         raise
     output = wrapped["out"]
     for dataset, path, done, total in _unfinished_files(wrapped.get("processed", ()), abs_fileset, known):
@@ -292,8 +292,13 @@ def _unfinished_files(
 _WORK_ITEM_FILE = re.compile(r"filename='([^']+)'")
 
 
-def _raise_input_error(err: BaseException, stage: str) -> None:
-    """An input file that broke after the pre-flight → :class:`InputError` naming it."""
+def _raise_input_error(err: BaseException, stage: str, inputs: Collection[str]) -> None:
+    """An input file that broke after the pre-flight → :class:`InputError` naming it.
+
+    Only failures that are about one of the run's input files qualify: coffea's "failed to
+    open / create events" wrappers, or an ``OSError`` that names an input. A full output disk
+    or an ``OSError`` of the processor's own files is left as it is.
+    """
     chain: list[BaseException] = []
     cause: BaseException | None = err
     while cause is not None and all(cause is not c for c in chain):
@@ -301,9 +306,16 @@ def _raise_input_error(err: BaseException, stage: str) -> None:
         cause = cause.__cause__ or cause.__context__
     if any(isinstance(c, OSError) and c.errno in OUTPUT_ERRNOS for c in chain):
         return  # a full disk on the output side is not the input file's fault
-    if not any(isinstance(c, OSError) for c in chain) and not any("Failed to open file" in str(c) for c in chain):
+    opening = any(str(c).startswith(("Failed to open file", "Failed creating nanoevents")) for c in chain)
+    about_input = any(
+        isinstance(c, OSError) and (getattr(c, "filename", None) in inputs or any(f in str(c) for f in inputs))
+        for c in chain
+    )
+    if not (opening or about_input):
         return
-    files = sorted({m for c in chain for m in _WORK_ITEM_FILE.findall(str(c))})
+    files = sorted({m for c in chain for m in _WORK_ITEM_FILE.findall(str(c))} & set(inputs)) or sorted(
+        {f for c in chain if isinstance(c, OSError) for f in inputs if f in str(c) or getattr(c, "filename", None) == f}
+    )
     root = chain[-1]
     named = ", ".join(f"'{f}'" for f in files) or "an input file"
     raise InputError(
