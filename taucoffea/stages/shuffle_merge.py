@@ -163,6 +163,7 @@ def run_shuffle_merge(
             s, proc, fileset, treename=treename_for(fmt), stage="shuffle-merge", stage_config=stage_config,
             branches=set(GEN_MATCH_COLUMNS) | {"evt"} if fmt == "tautuple" else {"tau_pt", "tau_eta"},
             chunksize=chunksize,
+            preload_all=True,
         )
         parts = acc.get("parts", {})
         all_parts = sorted(p for ps in parts.values() for p in ps)
