@@ -290,11 +290,6 @@ _GROUPS = """groups:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="taucoffea/stages/shuffle_merge.py removes <output>/.parts at the start of every run, "
-    "so the part files that checkpointed chunks point to are gone on resume",
-)
 def test_shuffle_merge_cli_killed_by_sigkill_resumes(tmp_path: Path) -> None:
     _write_inputs(tmp_path / "in")
     (tmp_path / "groups.yaml").write_text(_GROUPS)

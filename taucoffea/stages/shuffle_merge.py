@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from taucoffea.algorithms.acceptance import (
     format_expected_table,
     write_acceptance,
 )
+from taucoffea.adversarial.parts import clear_parts
 from taucoffea.algorithms.buckets import key_threshold, merge_bucket
 from taucoffea.algorithms.rebin import parse_bin_edges
 from taucoffea.algorithms.spectra import read_spectra
@@ -144,13 +144,13 @@ def run_shuffle_merge(
             fileset.setdefault(ds, []).append(os.path.abspath(path))
             file_groups[os.path.abspath(path)] = group
     parts_dir = out / ".parts"
-    if parts_dir.exists():
-        shutil.rmtree(parts_dir)
+    cfg_exec = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    checkpointing = bool((session.cfg if session is not None else cfg_exec).checkpoint_dir)
+    clear_parts(parts_dir, checkpointing)  # kept when checkpoints may point into it (resume)
     proc = SamplingProcessor(
         table, file_groups, parts_dir, seed=seed, n_buckets=n_files, parity=parity,
         include=include_columns, exclude=exclude_columns, fmt=fmt,
     )
-    cfg_exec = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
     stage_config = {
         "cfg": Path(cfg).read_text(), "pt": pt.tolist(), "eta": eta.tolist(), "ratio": tau_ratio, "seed": seed,
         "K": n_files, "parity": parity, "takeall": lastbin_takeall, "disbalance": lastbin_disbalance,
@@ -179,7 +179,7 @@ def run_shuffle_merge(
         return acc, report, merged
 
     acc, report, merged = in_session(session, cfg_exec, _run)
-    shutil.rmtree(parts_dir, ignore_errors=True)
+    clear_parts(parts_dir, checkpointing)
 
     groups_hash = {g.name: str(std_hash(g.name)) for g in groups}
     datasets_hash = {ds: str(std_hash(ds)) for ds in datasets}
