@@ -394,7 +394,10 @@ def _parse_disabled(raw: Any, feats_raw: Mapping[str, Any], where: str) -> dict[
             continue
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise _fail(where, f"Features_disable.{t}", f"must be a list of feature names, got {names!r}")
-        known = {next(iter(item)) for item in (feats_raw[t] or []) if isinstance(item, Mapping) and len(item) == 1}
+        items = feats_raw[t] or []
+        if not isinstance(items, list):
+            raise _fail(where, f"Features_all.{t}", f"must be a list of {{feature: [...]}} entries, got {items!r}")
+        known = {next(iter(item)) for item in items if isinstance(item, Mapping) and len(item) == 1}
         unknown = sorted(set(names) - known)
         if unknown:
             raise _fail(where, f"Features_disable.{t}", f"unknown feature(s) {unknown}; they must be listed in Features_all.{t}")

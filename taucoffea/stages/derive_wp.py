@@ -141,7 +141,7 @@ def load_derive_wp_config(config: str | os.PathLike[str] | Mapping[str, Any]) ->
                               f"missing for {missing}")
     defs = data.get("wp_definitions")
     if defs is not None:
-        if not isinstance(defs, Mapping) or any(vs not in VS_TYPES for vs in defs):
+        if not isinstance(defs, Mapping) or any(vs not in VS_TYPES or not isinstance(w, Mapping) for vs, w in defs.items()):
             raise ConfigError(f"{where}: wp_definitions must map vs types "
                               f"({', '.join(VS_TYPES)}) to {{WP: efficiency}}")
         defs = {str(vs): dict(wps) for vs, wps in defs.items()}

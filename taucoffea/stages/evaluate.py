@@ -556,7 +556,7 @@ def load_evaluation_config(
     vs_types = data.get("vs_types", list(VS_TYPES))
     if isinstance(vs_types, str):
         vs_types = [vs_types]
-    if not vs_types or any(v not in VS_TYPES for v in vs_types):
+    if not isinstance(vs_types, list) or not vs_types or any(v not in VS_TYPES for v in vs_types):
         raise ConfigError(f"{where}: vs_types={vs_types!r}; allowed values: {list(VS_TYPES)}")
     samples = data.get("input_samples")
     if not isinstance(samples, Mapping) or not samples:
@@ -584,8 +584,8 @@ def load_evaluation_config(
     entries = data.get("discriminators")
     if isinstance(entries, (str, Mapping)):
         entries = [entries]
-    if not entries:
-        raise ConfigError(f"{where}: 'discriminators' must list at least one discriminator")
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{where}: 'discriminators' must list at least one discriminator, got {entries!r}")
     setups = tuple(_discriminator_setup(e, i, base, default_req, where, working_points)
                    for i, e in enumerate(entries))  # fmt: skip
     keys = [s.discriminator.key for s in setups]
