@@ -277,7 +277,8 @@ _PAYLOADS = [
 _SAFE_ATOMS = ["tau_pt", "tau_eta", "flag", "3", "2.5f", "1e3", "true", "abs(tau_eta)", "std::abs(tau_eta)",
                "TMath::Log(tau_pt)", "sqrt(tau_pt)", "min(tau_pt, 30)"]
 _BINARY = ["+", "-", "*", "/", "<", ">", "<=", ">=", "==", "!=", "&&", "||", "and", "or", "&", "|", "%", "**"]
-_GLUE = [";", "\n", "\\\n", ",", " ? 1 : ", ".", "[0]", "()", " # ", " = ", ":", "@"]
+# ".real" rather than a bare "." (which glues "3" and "3" into the valid number 3.3)
+_GLUE = [";", "\n", "\\\n", ",", " ? 1 : ", ".real", "[0]", "()", " # ", " = ", ":", "@"]
 
 
 def _atoms() -> st.SearchStrategy[tuple[str, bool]]:
