@@ -25,7 +25,7 @@ def plot_spectra(hists: dict[str, hist.Hist], title: str, path: str | os.PathLik
         raise InputError(f"no spectra to plot for '{title}'")
     ncols = min(len(types), 4)
     nrows = 2 * math.ceil(len(types) / ncols)
-    fig, axes = new_figure(nrows, ncols, figsize=(5 * ncols, 3.6 * nrows), squeeze=False)
+    fig, axes = new_figure(nrows, ncols, figsize=(5.5 * ncols, 3.8 * nrows), squeeze=False)
     with plt.style.context(mplhep.style.CMS):
         for i, name in enumerate(types):
             h = hists[name]
@@ -41,7 +41,7 @@ def plot_spectra(hists: dict[str, hist.Hist], title: str, path: str | os.PathLik
             ax.set_ylabel("taus / bin")
             ax.legend(fontsize=11, title=title if i == 0 else None, title_fontsize=9)
             if i == 0:
-                cms_label(ax)
+                cms_label(ax, rlabel="", fontsize=13)  # panels are narrow: no energy label
             ax2 = axes[r + 1][c]
             mplhep.histplot(h.project("abs_eta"), ax=ax2, histtype="step", color="k")
             ax2.set_xlabel(r"$|\eta|$")

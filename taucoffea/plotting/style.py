@@ -28,10 +28,16 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]
     return fig, axes
 
 
-def cms_label(ax: Any, *, data: bool = False, text: str = "Preliminary", lumi: float | None = None, com: float = 13.6) -> None:
-    """``CMS Simulation Preliminary`` (or data) label; ``data=False`` already says Simulation."""
+def cms_label(
+    ax: Any, *, data: bool = False, text: str = "Preliminary", lumi: float | None = None, com: float = 13.6, **kwargs: Any
+) -> None:
+    """``CMS Simulation Preliminary`` (or data) label; ``data=False`` already says Simulation.
+
+    Extra keywords go to ``mplhep.cms.label`` (e.g. ``rlabel=""`` on narrow panels).
+    """
+    kwargs.setdefault("fontsize", 14)
     with plt.style.context(mplhep.style.CMS):
-        mplhep.cms.label(text=text, data=data, lumi=lumi, com=com, ax=ax, fontsize=14)
+        mplhep.cms.label(text=text, data=data, lumi=lumi, com=com, ax=ax, **kwargs)
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], formats: Sequence[str] = ("pdf", "png")) -> list[Path]:
