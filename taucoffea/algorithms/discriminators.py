@@ -456,3 +456,16 @@ def load_discriminator(path: str | os.PathLike[str], **overrides: Any) -> Discri
     data.update(overrides)
     return discriminator_from_mapping(data, source=f"discriminator config '{path}'",
                                       base_dir=path.parent)
+
+
+def resolve_discriminator(disc: Any, where: str, base: Path | None = None) -> Discriminator:
+    """The ``discriminator`` entry of a stage config: a YAML path (relative to ``base`` when it
+    exists there) or an inline mapping."""
+    if isinstance(disc, (str, os.PathLike)):
+        p = Path(disc)
+        if not p.is_absolute() and base is not None and (base / p).is_file():
+            p = base / p
+        return load_discriminator(p)
+    if isinstance(disc, Mapping):
+        return discriminator_from_mapping(disc, source=f"{where}: discriminator", base_dir=base)
+    raise ConfigError(f"{where}: 'discriminator' (a discriminator YAML path or a mapping) is required, got {disc!r}")

@@ -34,9 +34,8 @@ from matplotlib.ticker import NullFormatter, NullLocator
 from taucoffea.algorithms.discriminators import (
     VS_TYPES,
     Discriminator,
-    discriminator_from_mapping,
-    load_discriminator,
     read_yaml_mapping,
+    resolve_discriminator,
 )
 from taucoffea.algorithms.intervals import ONE_SIGMA_CL, clopper_pearson_weighted
 from taucoffea.columns.selection import compile_expression, compile_selection
@@ -268,16 +267,7 @@ def _load_config(config: str | os.PathLike[str] | Mapping[str, Any] | None,
     bad = sorted(set(data) - _KEYS)
     if bad:
         raise ConfigError(f"{where}: unknown key(s) {bad}; allowed: {sorted(_KEYS)}")
-    disc = data.get("discriminator")
-    if isinstance(disc, (str, os.PathLike)):
-        p = Path(disc)
-        if not p.is_absolute() and base is not None and (base / p).is_file():
-            p = base / p
-        d = load_discriminator(p)
-    elif isinstance(disc, Mapping):
-        d = discriminator_from_mapping(disc, source=f"{where}: discriminator", base_dir=base)
-    else:
-        raise ConfigError(f"{where}: 'discriminator' (path or mapping) is required")
+    d = resolve_discriminator(data.get("discriminator"), where, base)
     if working_points is not None:
         if isinstance(working_points, (str, os.PathLike)):
             from taucoffea.algorithms.performance import load_working_points

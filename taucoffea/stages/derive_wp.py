@@ -29,9 +29,8 @@ import numpy as np
 from taucoffea.algorithms.discriminators import (
     VS_TYPES,
     Discriminator,
-    discriminator_from_mapping,
-    load_discriminator,
     read_yaml_mapping,
+    resolve_discriminator,
 )
 from taucoffea.algorithms.performance import save_working_points, save_wp_correctionlib
 from taucoffea.algorithms.wp_maker import (
@@ -102,18 +101,7 @@ def load_derive_wp_config(config: str | os.PathLike[str] | Mapping[str, Any]) ->
     unknown = sorted(set(data) - _KEYS)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(_KEYS)}")
-    disc = data.get("discriminator")
-    if disc is None:
-        raise ConfigError(f"{where}: 'discriminator' (a discriminator YAML or mapping) is required")
-    if isinstance(disc, (str, os.PathLike)):
-        p = Path(disc)
-        if not p.is_absolute() and base is not None and (base / p).is_file():
-            p = base / p
-        d = load_discriminator(p)
-    elif isinstance(disc, Mapping):
-        d = discriminator_from_mapping(disc, source=f"{where}: discriminator", base_dir=base)
-    else:
-        raise ConfigError(f"{where}: discriminator must be a path or a mapping")
+    d = resolve_discriminator(data.get("discriminator"), where, base)
     if not d.has_score:
         raise ConfigError(f"{where}: discriminator '{d.name}' has no score (score_from: null); "
                           "working points are thresholds on a score")
