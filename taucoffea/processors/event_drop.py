@@ -22,6 +22,7 @@ from taucoffea.adversarial.parts import event_rows, write_part
 from taucoffea.algorithms.event_drop import KEEP_CORRECTION, check_edges
 from taucoffea.algorithms.rng import entry_uniforms
 from taucoffea.columns.table import select_columns
+from taucoffea.processors._corrections import LazyCorrection
 
 __all__ = ["STAGE", "EventDropProcessor", "PtHistogramProcessor", "pt_hist"]
 
@@ -86,7 +87,6 @@ class EventDropProcessor(processor.ProcessorABC):
         exclude: Collection[str] | None = None,
         pt_column: str = "tau_pt",
     ) -> None:
-        self.keep_json = keep_json
         self.edges = [float(x) for x in check_edges(edges)]
         self.parts_dir = str(parts_dir)
         self.seed = int(seed)
@@ -94,19 +94,10 @@ class EventDropProcessor(processor.ProcessorABC):
         self.include = list(include) if include else None
         self.exclude = list(exclude) if exclude else None
         self.pt_column = pt_column
-        self._correction: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_correction"] = None
-        return state
+        self._correction = LazyCorrection(keep_json, KEEP_CORRECTION)
 
     def _keep_probability(self, dataset: str, pt: np.ndarray) -> np.ndarray:
-        if self._correction is None:
-            import correctionlib
-
-            self._correction = correctionlib.CorrectionSet.from_string(self.keep_json)[KEEP_CORRECTION]
-        return np.asarray(self._correction.evaluate(dataset, pt), dtype=np.float64)
+        return self._correction.evaluate(dataset, pt)
 
     def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata["dataset"]

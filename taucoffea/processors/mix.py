@@ -27,6 +27,7 @@ from taucoffea.algorithms.mixing import OUTPUTS, MixPlan, row_destinations
 from taucoffea.algorithms.reweight import WEIGHT_CORRECTION
 from taucoffea.columns.table import GEN_MATCH_COLUMNS
 from taucoffea.errors import InputError
+from taucoffea.processors._corrections import LazyCorrection
 
 __all__ = ["ADDED_COLUMNS", "POSITION", "MixProcessor"]
 
@@ -59,7 +60,6 @@ class MixProcessor(processor.ProcessorABC):
     ) -> None:
         self.plan = plan
         self.file_offsets = {os.path.abspath(k): int(v) for k, v in file_offsets.items()}
-        self.weights_json = weights_json
         self.parts_dir = str(parts_dir)
         self.seed = int(seed)
         self.columns = list(columns)
@@ -67,20 +67,10 @@ class MixProcessor(processor.ProcessorABC):
         self.tau_types = dict(tau_types)
         self.type_column = type_column
         self.pt_column = pt_column
-        self._correction: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_correction"] = None
-        return state
+        self._correction = LazyCorrection(weights_json, WEIGHT_CORRECTION)
 
     def _weights(self, dataset_id: int, pt: np.ndarray) -> np.ndarray:
-        if self._correction is None:
-            import correctionlib
-
-            self._correction = correctionlib.CorrectionSet.from_string(self.weights_json)[WEIGHT_CORRECTION]
-        ids = np.full(pt.size, dataset_id, dtype=np.int64)
-        return np.asarray(self._correction.evaluate(ids, pt), dtype=np.float64)
+        return self._correction.evaluate(np.full(pt.size, dataset_id, dtype=np.int64), pt)
 
     def _tau_type(self, events: Any, name: str, index: np.ndarray, filename: str) -> np.ndarray:
         declared = self.tau_types[name]
