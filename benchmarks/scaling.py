@@ -30,7 +30,7 @@ DATASETS = ("QCD_Pt-15to7000", "DYJetsToLL_M-50", "TTToSemiLeptonic", "WJetsToLN
 
 
 def make_files(folder: Path, n: int, n_files: int, seed: int = 1) -> list[Path]:
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
     from taucoffea.toy.generator import generate_taus
 
     files = []

@@ -23,7 +23,7 @@ from parsl.providers import LocalProvider
 
 from taucoffea.columns.discovery import discover_fileset
 from taucoffea.processors.predict import PredictProcessor
-from taucoffea.processors.sampling import write_parquet
+from taucoffea.columns.parquet import write_parquet
 
 
 def main() -> None:

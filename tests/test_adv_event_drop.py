@@ -111,7 +111,7 @@ def test_read_targets(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def toy_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Toy DY and QCD μτ rows (pT and a few columns) as parquet: two files for DY."""
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
     from taucoffea.toy.generator import generate_taus
 
     root = tmp_path_factory.mktemp("drop_in")

@@ -71,7 +71,7 @@ def test_row_destinations_fill_every_slot_once() -> None:
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One folder per contribution (two files for data and DY τ), and their pT weights."""
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     root = tmp_path_factory.mktemp("mix")
     rng = np.random.Generator(np.random.Philox(8))
@@ -166,7 +166,7 @@ def test_errors(inputs: Path, tmp_path: Path) -> None:
 def test_wrong_type_in_contribution(inputs: Path, tmp_path: Path) -> None:
     import shutil
 
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     bad = tmp_path / "drop"
     shutil.copytree(inputs / "drop", bad)

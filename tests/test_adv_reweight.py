@@ -86,7 +86,7 @@ def test_empty_bins_as_documented() -> None:
 
 def _contribution_inputs(root: Path, seed: int = 3) -> dict[str, np.ndarray]:
     """One parquet per contribution with pT drawn from different shapes."""
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     rng = np.random.Generator(np.random.Philox(seed))
     pts = {}

@@ -321,7 +321,7 @@ def test_shuffle_merge_cli_killed_by_sigkill_resumes(tmp_path: Path) -> None:
 
 
 def _spectra_parquet(path: Path, n: int, seed: int) -> None:
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     rng = np.random.Generator(np.random.Philox(seed))
     write_parquet(

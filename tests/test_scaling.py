@@ -27,7 +27,7 @@ from taucoffea.algorithms.scaling import (
 )
 from taucoffea.errors import InputError, OutputExistsError
 from taucoffea.execution.config import ExecutorConfig
-from taucoffea.processors.sampling import write_parquet
+from taucoffea.columns.parquet import write_parquet
 from taucoffea.stages.scaling import file_ids, load_scaling_params, merge_scaling_jobs, run_scaling
 
 REPO = Path(__file__).resolve().parents[1]

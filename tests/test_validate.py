@@ -16,7 +16,7 @@ from conftest import write_mini_tautuple
 from taucoffea.algorithms.validation_stats import closure_report
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
 from taucoffea.execution.config import ExecutorConfig
-from taucoffea.processors.sampling import write_parquet
+from taucoffea.columns.parquet import write_parquet
 from taucoffea.stages.shuffle_merge import run_shuffle_merge
 from taucoffea.stages.spectra import run_spectra
 from taucoffea.stages.validate import (

@@ -22,7 +22,6 @@ from taucoffea.columns.rootio import recreate
 from taucoffea.errors import InputError
 
 __all__ = [
-    "clear_parts",
     "concat_parts",
     "event_rows",
     "file_key",
@@ -31,20 +30,6 @@ __all__ = [
     "write_part",
     "write_root_taus",
 ]
-
-
-def clear_parts(parts_dir: str | os.PathLike[str], checkpointing: bool) -> None:
-    """Remove a stage's parts folder — unless checkpoints may point into it.
-
-    With a checkpoint directory, a resumed (or repeated) run takes finished chunks' outputs from
-    the checkpoints, and those outputs are part paths: the parts must then stay. Part names are
-    chunk identities, so a re-processed chunk overwrites its own part and stale ones are never
-    read (only parts named by this run's accumulator are merged).
-    """
-    import shutil
-
-    if not checkpointing:
-        shutil.rmtree(parts_dir, ignore_errors=True)
 
 
 def file_key(path: str) -> str:
@@ -78,7 +63,7 @@ def event_rows(events: Any, columns: Iterable[str], index: np.ndarray | None = N
 
 def write_part(columns: Mapping[str, Any], parts_dir: str | os.PathLike[str], label: str, filename: str, start: int, stop: int) -> str | None:
     """Write one chunk's rows; ``None`` (nothing written) when the chunk kept no row."""
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     rows = ak.zip(dict(columns), depth_limit=1)
     if len(rows) == 0:
@@ -100,7 +85,7 @@ def concat_parts(parts: Sequence[tuple[int, str]]) -> ak.Array:
 
 def merge_file_parts(parts: Sequence[tuple[int, str]], output: str | os.PathLike[str], *, overwrite: bool = True, root: bool = False) -> int:
     """Concatenate one input file's parts into ``output`` (parquet; plus ``.root`` if asked)."""
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     rows = concat_parts(parts)
     write_parquet(rows, output, overwrite=overwrite)

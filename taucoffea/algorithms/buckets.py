@@ -27,7 +27,7 @@ def key_threshold(parts: Sequence[str | os.PathLike[str]], key: str, max_entries
     """
     if max_entries is None or max_entries < 0:
         return None
-    from taucoffea.processors.sampling import read_part
+    from taucoffea.columns.parquet import read_part
 
     keys = [ak.to_numpy(read_part(str(p), [key])[key]) for p in parts]
     allkeys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
@@ -51,7 +51,7 @@ def merge_bucket(
     Returns ``(output, n_rows)``. The sort is stable, so equal keys (probability ~1e-19 per
     pair) keep the deterministic part order.
     """
-    from taucoffea.processors.sampling import read_part, write_parquet
+    from taucoffea.columns.parquet import read_part, write_parquet
 
     arrays = []
     for p in parts:

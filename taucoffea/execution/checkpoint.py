@@ -21,7 +21,7 @@ from coffea.processor import CheckpointerABC
 from taucoffea import __version__
 from taucoffea.columns.atomic import atomic_path
 
-__all__ = ["StageCheckpointer", "chunk_key", "config_hash"]
+__all__ = ["StageCheckpointer", "chunk_key", "clear_parts", "config_hash"]
 
 
 def config_hash(stage: str, config: Mapping[str, Any]) -> str:
@@ -72,3 +72,17 @@ class StageCheckpointer(CheckpointerABC):
             for p in self.directory.rglob("*.pkl")
             if not any(part.startswith(".tmp-") for part in p.parts)
         )
+
+
+def clear_parts(parts_dir: str | os.PathLike[str], checkpointing: bool) -> None:
+    """Remove a stage's parts folder — unless checkpoints may point into it.
+
+    With a checkpoint directory, a resumed (or repeated) run takes finished chunks' outputs from
+    the checkpoints, and those outputs are part paths: the parts must then stay. Part names are
+    chunk identities, so a re-processed chunk overwrites its own part and stale ones are never
+    read (only parts named by this run's accumulator are merged).
+    """
+    import shutil
+
+    if not checkpointing:
+        shutil.rmtree(parts_dir, ignore_errors=True)

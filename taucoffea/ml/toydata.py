@@ -48,7 +48,7 @@ def write_training_files(
 
     With ``balance`` the four types are subsampled to equal counts (as S&M's 1:1:1:1 ratio).
     """
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     rng = np.random.Generator(np.random.Philox(key=[int(seed), 0x5EED]))
     total = n_files * n_per_file
@@ -82,7 +82,7 @@ def write_control_region(
     output: str | os.PathLike[str], *, n: int = 2000, seed: int = 2, data_fraction: float = 0.5,
 ) -> Path:
     """One mixed control-region parquet: ``data_fraction`` data rows, the rest MC."""
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     rng = np.random.Generator(np.random.Philox(key=[int(seed), 0xAD7]))
     n_data = int(round(n * data_fraction))

@@ -42,7 +42,7 @@ class PredictProcessor(processor.ProcessorABC):
 
     def process(self, events: Any) -> dict[str, Any]:
         from taucoffea.ml.predict import load_trained, prediction_columns
-        from taucoffea.processors.sampling import write_parquet
+        from taucoffea.columns.parquet import write_parquet
 
         meta = events.metadata
         dataset, filename = meta["dataset"], os.path.abspath(meta["filename"])

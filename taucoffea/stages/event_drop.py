@@ -21,7 +21,8 @@ import numpy as np
 
 from taucoffea.adversarial.histio import Hist1D, read_target
 from taucoffea.adversarial.inputs import entry_counts, resolve_fileset
-from taucoffea.adversarial.parts import clear_parts, merge_file_parts, output_stems
+from taucoffea.adversarial.parts import merge_file_parts, output_stems
+from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.execution.runner import run_processor
 from taucoffea.algorithms.event_drop import (
     DEFAULT_PT_EDGES,

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from taucoffea.adversarial.contributions import TAU_TYPE_COLUMN, AdversarialConfig, load_adversarial_config
 from taucoffea.adversarial.inputs import entry_counts
-from taucoffea.adversarial.parts import clear_parts
+from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.execution.runner import run_processor
 from taucoffea.algorithms.buckets import merge_bucket
 from taucoffea.algorithms.event_drop import DEFAULT_PT_EDGES, check_edges

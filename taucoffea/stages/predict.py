@@ -155,7 +155,7 @@ def _branches(run: Path, model_file: str, fmt: str) -> list[str]:
 
 def _concatenate(pieces: list[list[Any]], target: Path, source: str) -> None:
     """Parts of one file in entry order; they must tile [0, n) without gaps or overlaps."""
-    from taucoffea.processors.sampling import write_parquet
+    from taucoffea.columns.parquet import write_parquet
 
     pieces = sorted(pieces, key=lambda p: int(p[0]))
     expected = 0

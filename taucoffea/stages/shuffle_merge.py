@@ -27,7 +27,7 @@ from taucoffea.algorithms.acceptance import (
     format_expected_table,
     write_acceptance,
 )
-from taucoffea.adversarial.parts import clear_parts
+from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.algorithms.buckets import key_threshold, merge_bucket
 from taucoffea.algorithms.rebin import parse_bin_edges
 from taucoffea.algorithms.spectra import read_spectra

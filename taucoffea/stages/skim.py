@@ -16,7 +16,8 @@ from typing import Any
 
 from taucoffea.adversarial.contributions import TAU_TYPE_COLUMN, AdversarialConfig, load_adversarial_config
 from taucoffea.adversarial.inputs import resolve_fileset
-from taucoffea.adversarial.parts import clear_parts, merge_file_parts, output_stems
+from taucoffea.adversarial.parts import merge_file_parts, output_stems
+from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.execution.runner import run_processor
 from taucoffea.columns.atomic import write_text_atomic
 from taucoffea.columns.selection import compile_selection
