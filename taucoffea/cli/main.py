@@ -31,13 +31,21 @@ _COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or — with ``command`` — one whose other subcommands are bare stubs.
+
+    Each command module imports what it needs (matplotlib, the toy generator, Keras…); building
+    only the chosen one keeps ``taucoffea spectra …`` from paying for all the others at start-up.
+    """
     parser = argparse.ArgumentParser(
         prog="taucoffea", description="Tau identification pipeline (TauMLTools workflow) on coffea + Parsl."
     )
     parser.add_argument("--version", action="version", version=f"taucoffea {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in _COMMANDS.items():
+        if command is not None and name != command:
+            sub.add_parser(name)
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=getattr(module, "HELP", None), description=getattr(module, "HELP", None))
         module.add_arguments(p)
@@ -46,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # the first token that is not a top-level option names the command
+    first = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(first if first in _COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
