@@ -193,13 +193,23 @@ class Moments:
             fx = [Fraction(float(v)) for v in x]
             out.n, out.s1, out.s2 = x.size, sum(fx, Fraction(0)), sum((v * v for v in fx), Fraction(0))
             return out
-        fr, fc = Fraction(r), Fraction(s1c)
-        out.n = int(x.size)
+        shifted = cls.from_shifted_sums(x.size, r, s1c, q)
+        assert shifted is not None
+        out.n, out.s1, out.s2 = shifted.n, shifted.s1, shifted.s2
+        return out
+
+    @classmethod
+    def from_shifted_sums(cls, n: int, shift: float, s1: float, s2: float) -> Moments | None:
+        """Moments of ``n`` finite values from Σ(x−shift) and Σ(x−shift)² (None if any of the
+        three floats overflowed: the caller must then sum exactly)."""
+        if not (math.isfinite(shift) and math.isfinite(s1) and math.isfinite(s2)):
+            return None
+        if n == 0:
+            return cls()
+        fr, fc = Fraction(shift), Fraction(s1)
         # Σx = n·r + Σ(x−r) and Σx² = Σ(x−r)² + 2rΣ(x−r) + n·r², exact given the float64 sums;
         # the float64 rounding is relative to the spread of the values, not to their mean
-        out.s1 = out.n * fr + fc
-        out.s2 = Fraction(q) + 2 * fr * fc + out.n * fr * fr
-        return out
+        return cls(n, n * fr + fc, Fraction(s2) + 2 * fr * fc + n * fr * fr)
 
     # -- merging ----------------------------------------------------------------------------
 

@@ -32,7 +32,9 @@ import awkward as ak
 import numpy as np
 from coffea import processor
 
+from taucoffea.algorithms.feature_stats import segment_statistics
 from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist, cone_masks
+from taucoffea.columns.parquet import flat_column, read_rows
 from taucoffea.columns.selection import CompiledExpression
 from taucoffea.errors import ConfigError, InputError, SelectionError
 from taucoffea.scaling.config import QUANTILE_MODES, FeatureConfig, FeatureSpec, TypeCones, load_feature_config
@@ -54,9 +56,13 @@ def _layout_parts(arr: ak.Array) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 class _Chunk:
-    """Column access for one chunk, with jagged columns split into (counts, flat content)."""
+    """Column access for one chunk, with jagged columns split into (counts, flat content).
 
-    def __init__(self, events: Any, filename: str) -> None:
+    Parquet chunks are read in one bulk pyarrow call of the columns the features need (coffea
+    reads parquet a whole-file column at a time); ROOT chunks come through coffea's events.
+    """
+
+    def __init__(self, events: Any, filename: str, columns: set[str] | None = None) -> None:
         self.events = events
         self.filename = filename
         self.n = len(events)
@@ -64,8 +70,17 @@ class _Chunk:
         self._flat: dict[str, np.ndarray] = {}
         self._counts: dict[str, np.ndarray | None] = {}
         self.shared: dict[Any, Any] = {}  # caches shared between var types (cone labels …)
+        self._table = None
+        meta = getattr(events, "metadata", None) or {}
+        if columns and not meta.get("treename") and "entrystart" in meta:
+            self._table = read_rows(filename, sorted(columns), int(meta["entrystart"]), int(meta["entrystop"]))
 
     def _load(self, name: str) -> None:
+        if self._table is not None:
+            if name not in self._table.column_names:
+                raise InputError(f"column '{name}' is missing in file '{self.filename}'")
+            self._counts[name], self._flat[name] = flat_column(self._table.column(name), name)
+            return
         if self._fields is None:
             events = self.events
             self._fields = set(events.fields if hasattr(events, "fields") else events.keys())
@@ -224,16 +239,6 @@ class _Space:
         return self._subsets[key]
 
 
-def _nonfinite_counts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(finite values, [nan, +inf, −inf] counts or None when everything is finite)."""
-    finite = np.isfinite(x)
-    if finite.all():
-        return x, None
-    bad = x[~finite]
-    counts = np.array([np.isnan(bad).sum(), (bad == np.inf).sum(), (bad == -np.inf).sum()], dtype=np.int64)
-    return x[finite], counts
-
-
 class ScalingProcessor(processor.ProcessorABC):
     """Mergeable scaling statistics per input file (see the module docstring).
 
@@ -259,6 +264,7 @@ class ScalingProcessor(processor.ProcessorABC):
             for t, feats in self.config.active(self.var_types).items()
         }
         self._compiled: dict[tuple[str, str], Any] | None = None
+        self._columns: set[str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -273,11 +279,13 @@ class ScalingProcessor(processor.ProcessorABC):
     @property
     def columns(self) -> set[str]:
         """Input columns this processor reads."""
-        return self.config.columns(self.var_types)
+        if self._columns is None:
+            self._columns = self.config.columns(self.var_types)
+        return self._columns
 
     def process(self, events: Any) -> dict[str, Any]:
         filename = str(events.metadata["filename"])
-        chunk = _Chunk(events, filename)
+        chunk = _Chunk(events, filename, self.columns)
         compiled = self._compile()
         moments: dict[tuple[str, str, str], Moments] = {}
         hists: dict[tuple[str, str, str], QuantileHist] = {}
@@ -290,19 +298,25 @@ class ScalingProcessor(processor.ProcessorABC):
             for feature in feats:
                 value, cut, aliases = compiled[(var_type, feature.name)]
                 idx, slices = space.selection(feature, cut, aliases)
-                values = np.asarray(space.evaluate(value, aliases, idx, feature), dtype=np.float64)
-                n_sel = space.size if idx is None else idx.size
-                if values.shape != (n_sel,):  # a constant expression
-                    values = np.broadcast_to(values, (n_sel,))
-                for cone, part in slices.items():
-                    x, bad = _nonfinite_counts(values[part])
+                segments = [(part.start, part.stop) for part in slices.values()]
+                if feature.name not in aliases and value.columns == {feature.name}:
+                    # a plain column: the kernel gathers the selected elements itself
+                    values = space.column(feature.name, feature)
+                else:
+                    n_sel = space.size if idx is None else idx.size
+                    values = np.asarray(space.evaluate(value, aliases, idx, feature))
+                    if values.shape != (n_sel,):  # a constant expression
+                        values = np.broadcast_to(values, (n_sel,)).copy()
+                    idx = None
+                stats = segment_statistics(values, idx, segments, hist=keep_hists)
+                for cone, (m, h, bad) in zip(slices, stats, strict=True):
                     key = (var_type, feature.name, cone)
                     if bad is not None:
                         nonfinite[key] = bad
                     if feature.scaling == "normal":
-                        moments[key] = Moments.from_values(x, finite=True)
-                    if keep_hists:
-                        hists[key] = QuantileHist.from_values(x, finite=True)
+                        moments[key] = m
+                    if h is not None:
+                        hists[key] = h
         per_file: dict[str, Any] = {"entries": chunk.n, "moments": moments, "nonfinite": nonfinite}
         out: dict[str, Any] = {"files": {filename: per_file}}
         if self.quantiles == "per_file":
