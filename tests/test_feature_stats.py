@@ -135,3 +135,27 @@ def test_read_rows_names_missing_columns_and_nulls(tmp_path):
         flat_column(pa.chunked_array([pa.array([1.0, None])]), "x")
     with pytest.raises(InputError, match="nested deeper"):
         flat_column(pa.array([[[1.0]], [[2.0, 3.0]]]), "y")
+
+
+def test_cone_labels_equal_the_numpy_cone_masks():
+    from taucoffea.algorithms.feature_stats import cone_labels
+    from taucoffea.algorithms.scaling import ConeDefinition, cone_masks
+
+    rng = np.random.default_rng(7)
+    n = 2_000
+    counts = rng.integers(0, 30, n)
+    m = int(counts.sum())
+    tau_pt = rng.exponential(40.0, n).astype(np.float32)
+    tau_eta = rng.uniform(-2.3, 2.3, n).astype(np.float32)
+    tau_phi = rng.uniform(-np.pi, np.pi, n).astype(np.float32)
+    eta = (np.repeat(tau_eta, counts) + rng.normal(0.0, 0.3, m)).astype(np.float32)
+    phi = np.repeat(tau_phi, counts) + rng.normal(0.0, 0.3, m)
+    phi[::7] += 2 * np.pi * rng.integers(-3, 4, phi[::7].size)  # unwrapped angles, several turns
+    cone = ConeDefinition()
+    labels = cone_labels(counts, tau_pt, tau_eta, tau_phi, eta, phi.astype(np.float32), cone)
+    inner, outer = cone_masks(*(np.repeat(a, counts) for a in (tau_pt, tau_eta, tau_phi)), eta,
+                              phi.astype(np.float32), cone)
+    assert np.array_equal(labels == 1, inner) and np.array_equal(labels == 2, outer)
+    assert inner.sum() > 1000 and outer.sum() > 1000 and (labels == 0).sum() > 1000
+    with pytest.raises(ValueError, match="do not match"):
+        cone_labels(counts[:-1], tau_pt, tau_eta, tau_phi, eta, phi, cone)

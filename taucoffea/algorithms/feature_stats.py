@@ -20,11 +20,13 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from taucoffea.algorithms.scaling import Moments, QuantileHist
+from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist
 
-__all__ = ["segment_statistics"]
+__all__ = ["CONE_CODES", "cone_labels", "segment_statistics"]
 
 _N_KEYS = 1 << 16
+#: Element labels of :func:`cone_labels`.
+CONE_CODES: dict[str, int] = {"inner": 1, "outer": 2}
 
 
 @numba.njit(cache=True, nogil=True)
@@ -157,4 +159,48 @@ def segment_statistics(
             h = QuantileHist(keys, s.counts[keys], s.mins[keys], s.maxs[keys])
             s.counts[keys] = 0
         out.append((moments, h, bad))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# cones without per-element copies of the tau columns
+
+
+@numba.njit(cache=True, nogil=True)
+def _cone_label_kernel(counts, tau_pt, tau_eta, tau_phi, eta, phi, min_pt, min_radius, coef, outer_dr, out):  # pragma: no cover
+    j = 0
+    two_pi = 2.0 * np.pi
+    for i in range(counts.size):
+        r_sig = max(coef / max(np.float64(tau_pt[i]), min_pt), min_radius)
+        t_eta = np.float64(tau_eta[i])
+        t_phi = np.float64(tau_phi[i])
+        for _ in range(counts[i]):
+            deta = np.float64(eta[j]) - t_eta
+            # np.mod(d + π, 2π) − π exactly as numpy computes it (fmod, then into [0, 2π))
+            m = np.float64(phi[j]) - t_phi + np.pi
+            if not (0.0 <= m < two_pi):  # fmod leaves [0, 2π) unchanged: only wrap the rest
+                m = np.fmod(m, two_pi)
+                if m < 0:
+                    m += two_pi
+            dphi = m - np.pi
+            dr = np.hypot(deta, dphi)
+            if dr < r_sig:
+                out[j] = 1
+            elif dr >= r_sig and dr < outer_dr:
+                out[j] = 2
+            else:
+                out[j] = 0
+            j += 1
+
+
+def cone_labels(counts: np.ndarray, tau_pt: np.ndarray, tau_eta: np.ndarray, tau_phi: np.ndarray,
+                eta: np.ndarray, phi: np.ndarray, cone: ConeDefinition) -> np.ndarray:
+    """Per element: 1 inner cone, 2 outer cone, 0 neither — :func:`cone_masks` with the tau
+    columns given once per tau (``counts`` elements each) instead of broadcast."""
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    if int(counts.sum()) != len(eta) or len(eta) != len(phi) or not (len(tau_pt) == len(tau_eta) == len(tau_phi) == counts.size):
+        raise ValueError("cone_labels: element and tau arrays do not match the counts")
+    out = np.empty(len(eta), np.int8)
+    _cone_label_kernel(counts, *(np.ascontiguousarray(a) for a in (tau_pt, tau_eta, tau_phi, eta, phi)),
+                       float(cone.min_pt), float(cone.min_radius), float(cone.opening_coef), float(cone.outer_dr), out)
     return out

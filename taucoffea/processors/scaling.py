@@ -32,8 +32,8 @@ import awkward as ak
 import numpy as np
 from coffea import processor
 
-from taucoffea.algorithms.feature_stats import segment_statistics
-from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist, cone_masks
+from taucoffea.algorithms.feature_stats import CONE_CODES, cone_labels, segment_statistics
+from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist
 from taucoffea.columns.parquet import flat_column, read_rows
 from taucoffea.columns.selection import CompiledExpression
 from taucoffea.errors import ConfigError, InputError, SelectionError
@@ -181,10 +181,11 @@ class _Space:
         key = ("cones", self.cones.eta, self.cones.phi)
         shared = self.chunk.shared
         if key not in shared:
-            assert self.cones.eta is not None and self.cones.phi is not None
-            tau = [self.column(c) for c in _TAU]
-            inner, outer = cone_masks(*tau, self.column(self.cones.eta), self.column(self.cones.phi), self.cone_def)
-            shared[key] = {"inner": inner, "outer": outer}
+            assert self.cones.eta is not None and self.cones.phi is not None and self.counts is not None
+            tau = [self.chunk.flat(c) for c in _TAU]
+            labels = cone_labels(self.counts, *tau, self.column(self.cones.eta), self.column(self.cones.phi),
+                                 self.cone_def)
+            shared[key] = {cone: labels == code for cone, code in CONE_CODES.items()}
         return shared[key]
 
     def selection(self, feature: FeatureSpec, cut: CompiledExpression | None,
@@ -203,8 +204,7 @@ class _Space:
                 masks = self._cone_masks()
                 parts, slices, start = [], {}, 0
                 for cone in self.cones.cones:
-                    m = masks[cone] if mask is None else (masks[cone] & mask)
-                    part = np.flatnonzero(m)
+                    part = np.flatnonzero(masks[cone] if mask is None else (masks[cone] & mask))
                     parts.append(part)
                     slices[cone] = slice(start, start + part.size)
                     start += part.size
