@@ -67,15 +67,21 @@ def training_datasets() -> list[str]:
     return [d for d in TOY_DATASETS if any(g.matches(d, "eventTuple_0.root") for g in groups)]
 
 
+#: Taus per toy file: production TauTuples hold ~200 k (the toy default of 50 k would make the
+#: per-file cost of reading ~200 TBranch objects weigh 4x more than it does in production).
+PER_FILE = 200_000
+
+
 def ensure_toy(workdir: Path, n: int, seed: int) -> Path:
     """Toy TauTuples of ``n`` training taus, generated once and reused."""
     from taucoffea.toy.generator import TOY_VERSION, generate_toy
 
-    path = workdir / f"toy_n{n}_seed{seed}_v{TOY_VERSION}"
+    path = workdir / f"toy_n{n}_seed{seed}_v{TOY_VERSION}_f{PER_FILE}"
     if not (path / "toy_manifest.json").exists():
         print(f"generating {n:,} toy taus into {path} ...", flush=True)
         t0 = time.perf_counter()
-        generate_toy(path, seed=seed, size=n, datasets=training_datasets(), overwrite=True, progress=False)
+        generate_toy(path, seed=seed, size=n, datasets=training_datasets(), overwrite=True, progress=False,
+                     max_per_file=PER_FILE)
         print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
     return path
 

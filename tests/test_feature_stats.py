@@ -10,7 +10,8 @@ import pytest
 
 from taucoffea.algorithms.feature_stats import segment_statistics
 from taucoffea.algorithms.scaling import Moments, QuantileHist
-from taucoffea.columns.parquet import flat_column, read_rows
+from taucoffea.columns.bulk import read_parquet_rows
+from taucoffea.columns.parquet import flat_column
 from taucoffea.errors import InputError
 
 
@@ -113,10 +114,10 @@ def _write(path, n: int, row_group: int) -> ak.Array:
 
 
 @pytest.mark.parametrize(("start", "stop"), [(0, 1000), (0, 10), (95, 305), (299, 301), (900, 1000), (500, 500)])
-def test_read_rows_spans_row_groups(tmp_path, start, stop):
+def test_read_parquet_rows_spans_row_groups(tmp_path, start, stop):
     path = tmp_path / "f.parquet"
     arr = _write(path, 1000, row_group=100)
-    table = read_rows(path, ["a", "l"], start, stop)
+    table = read_parquet_rows(path, ["a", "l"], start, stop)
     assert table.num_rows == stop - start
     counts, flat = flat_column(table.column("l"), "l")
     expected = arr["l"][start:stop]
@@ -126,11 +127,11 @@ def test_read_rows_spans_row_groups(tmp_path, start, stop):
     assert none is None and np.array_equal(a, np.arange(start, stop, dtype=np.float32))
 
 
-def test_read_rows_names_missing_columns_and_nulls(tmp_path):
+def test_read_parquet_rows_names_missing_columns_and_nulls(tmp_path):
     path = tmp_path / "f.parquet"
     _write(path, 50, row_group=20)
     with pytest.raises(InputError, match=r"\['nope'\] missing in file .*f.parquet"):
-        read_rows(path, ["a", "nope"], 0, 10)
+        read_parquet_rows(path, ["a", "nope"], 0, 10)
     with pytest.raises(InputError, match="'x' has 1 missing"):
         flat_column(pa.chunked_array([pa.array([1.0, None])]), "x")
     with pytest.raises(InputError, match="nested deeper"):

@@ -11,7 +11,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import awkward as ak
 import numpy as np
 
 from taucoffea.errors import InputError
@@ -27,9 +26,9 @@ def key_threshold(parts: Sequence[str | os.PathLike[str]], key: str, max_entries
     """
     if max_entries is None or max_entries < 0:
         return None
-    from taucoffea.columns.parquet import read_part
+    from taucoffea.columns.parquet import read_part_table
 
-    keys = [ak.to_numpy(read_part(str(p), [key])[key]) for p in parts]
+    keys = [read_part_table(str(p), [key]).column(key).to_numpy() for p in parts]
     allkeys = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
     if allkeys.size <= max_entries:
         return None
@@ -49,25 +48,31 @@ def merge_bucket(
     """Concatenate ``parts`` (in the given order), sort by ``key``, write ``output`` atomically.
 
     Returns ``(output, n_rows)``. The sort is stable, so equal keys (probability ~1e-19 per
-    pair) keep the deterministic part order.
+    pair) keep the deterministic part order. Works on arrow tables throughout: the rows are
+    copied once, by arrow's ``take``, however many columns they have.
     """
-    from taucoffea.columns.parquet import read_part, write_parquet
+    import pyarrow as pa
 
-    arrays = []
+    from taucoffea.columns.parquet import read_part_table, write_table
+
+    tables = []
     for p in parts:
         try:
-            arrays.append(read_part(str(p)))
+            tables.append(read_part_table(str(p)))
         except Exception as err:
             raise InputError(f"cannot read shuffle part '{p}': {err}") from err
-    if not arrays:
+    if not tables:
         raise InputError(f"no parts to merge into '{output}'")
-    rows = ak.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-    keys = ak.to_numpy(rows[key]).astype(np.uint64)
+    try:
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise InputError(f"parts of '{output}' have different columns or types: {err}") from err
+    keys = table.column(key).to_numpy().astype(np.uint64)
+    order = np.argsort(keys, kind="stable")
     if threshold is not None:
-        keep = keys <= np.uint64(threshold) if threshold >= 0 else np.zeros(len(keys), dtype=bool)
-        rows, keys = rows[keep], keys[keep]
-    rows = rows[np.argsort(keys, kind="stable")]
+        order = order[keys[order] <= np.uint64(threshold)] if threshold >= 0 else order[:0]
+    table = table.take(pa.array(order))
     if drop_key:
-        rows = rows[[f for f in rows.fields if f != key]]
-    write_parquet(rows, output)
-    return str(Path(output)), len(rows)
+        table = table.drop_columns([key])
+    write_table(table, output)
+    return str(Path(output)), table.num_rows

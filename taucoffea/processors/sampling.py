@@ -3,8 +3,9 @@
 Each tau of a kept type is accepted with its probability from the acceptance table and sent to
 one of K buckets; both draws come from the tau's own counter-based random numbers, so the
 result cannot depend on chunking or executor. Accepted rows of a chunk are written as one
-parquet part per bucket, named by the chunk's identity; the processor returns the part paths
-(lists, which coffea concatenates) and a histogram of what it accepted (for the closure test).
+Arrow IPC part (a record batch per bucket), named by the chunk's identity; the processor
+returns the part references (lists, which coffea concatenates) and a histogram of what it
+accepted (for the closure test).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from coffea import processor
 
 from taucoffea.algorithms.acceptance import AcceptanceTable, acceptance_probability
 from taucoffea.algorithms.rng import entry_words
+from taucoffea.columns.arrow_rows import take_rows
 from taucoffea.columns.parquet import write_bucketed_part
-from taucoffea.columns.table import select_columns, tau_table
+from taucoffea.columns.bulk import read_root_rows
+from taucoffea.columns.table import required_branches, select_columns, tau_table
 from taucoffea.physics.dataset_hash import std_hash
 
 __all__ = ["SORT_KEY", "SamplingProcessor"]
@@ -66,15 +69,33 @@ class SamplingProcessor(processor.ProcessorABC):
             out[int(t)] = counts
         return {group: out}
 
+    def _columns_for(self, available: list[str]) -> tuple[list[str], list[str]]:
+        """(columns copied to the output, columns read — those plus what sampling needs)."""
+        fields = [f for f in available if f not in ("tauType", "dataset_id", "dataset_group_id")]
+        columns = select_columns(fields, self.include, self.exclude)
+        needed = set(columns) | {"tau_pt", "tau_eta", "evt"}
+        return columns, [c for c in fields if c in needed] + ["tauType"]
+
     def process(self, events: Any) -> dict[str, Any]:
         meta = events.metadata
         dataset, filename = meta["dataset"], os.path.abspath(meta["filename"])
         start, stop = int(meta["entrystart"]), int(meta["entrystop"])
         group = self.file_groups[filename]
-        fields = [f for f in events.fields if f not in ("tauType", "dataset_id", "dataset_group_id")]
-        columns = select_columns(fields, self.include, self.exclude)
-        needed = set(columns) | {"tau_pt", "tau_eta", "evt"}
-        table = tau_table(events, self.fmt, [c for c in fields if c in needed] + ["tauType"])
+        if self.fmt == "tautuple" and meta.get("treename"):
+            # whole rows are copied: one bulk read of every needed branch (see columns/bulk.py);
+            # the branch list comes from the file, the events carry only a few branches
+            plan: dict[str, list[str]] = {}
+
+            def choose(available: list[str]) -> set[str]:
+                plan["columns"], plan["wanted"] = self._columns_for(available)
+                return required_branches(self.fmt, plan["wanted"])
+
+            source = read_root_rows(filename, meta["treename"], choose, start, stop)
+            columns, wanted = plan["columns"], plan["wanted"]
+        else:
+            source = events
+            columns, wanted = self._columns_for(events.fields)
+        table = tau_table(source, self.fmt, wanted)
         tau_type = np.asarray(table["tauType"])
         pt = ak.to_numpy(table["tau_pt"]).astype(np.float64)
         abs_eta = np.abs(ak.to_numpy(table["tau_eta"]).astype(np.float64))
@@ -91,16 +112,14 @@ class SamplingProcessor(processor.ProcessorABC):
         parts: dict[int, list[str]] = {}
         index = np.flatnonzero(accept)
         if index.size:
-            # uproot's per-branch parameters (typename, __doc__) come in an order that depends
-            # on how the arrays were built (process vs worker); drop them for identical bytes
-            record = {c: ak.without_parameters(table[c][index]) for c in columns}
-            record["tauType"] = tau_type[index].astype(np.int32)
-            record["dataset_id"] = np.full(index.size, std_hash(dataset), dtype=np.uint64)
-            record["dataset_group_id"] = np.full(index.size, std_hash(group), dtype=np.uint64)
-            record[SORT_KEY] = words[index, 2]
-            rows = ak.zip(record, depth_limit=1)
-            path = Path(self.parts_dir) / dataset / os.path.basename(filename) / f"{start}-{stop}.parquet"
-            parts = write_bucketed_part(rows, bucket[index], path)
+            index = index[np.argsort(bucket[index], kind="stable")]  # each bucket's rows together
+            record = {c: table[c] for c in columns}
+            record["tauType"] = tau_type.astype(np.int32)
+            record["dataset_id"] = np.full(len(tau_type), std_hash(dataset), dtype=np.uint64)
+            record["dataset_group_id"] = np.full(len(tau_type), std_hash(group), dtype=np.uint64)
+            record[SORT_KEY] = words[:, 2]
+            path = Path(self.parts_dir) / dataset / os.path.basename(filename) / f"{start}-{stop}.arrow"
+            parts = write_bucketed_part(take_rows(record, index), bucket[index], path)
         return {"parts": parts, "accepted": counts, "n_accepted": int(index.size), "n_read": stop - start}
 
     def postprocess(self, accumulator: Any) -> Any:

@@ -34,7 +34,8 @@ from coffea import processor
 
 from taucoffea.algorithms.feature_stats import CONE_CODES, cone_labels, segment_statistics
 from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist
-from taucoffea.columns.parquet import flat_column, read_rows
+from taucoffea.columns.bulk import read_parquet_rows
+from taucoffea.columns.parquet import flat_column
 from taucoffea.columns.selection import CompiledExpression
 from taucoffea.errors import ConfigError, InputError, SelectionError
 from taucoffea.scaling.config import QUANTILE_MODES, FeatureConfig, FeatureSpec, TypeCones, load_feature_config
@@ -73,7 +74,7 @@ class _Chunk:
         self._table = None
         meta = getattr(events, "metadata", None) or {}
         if columns and not meta.get("treename") and "entrystart" in meta:
-            self._table = read_rows(filename, sorted(columns), int(meta["entrystart"]), int(meta["entrystop"]))
+            self._table = read_parquet_rows(filename, sorted(columns), int(meta["entrystart"]), int(meta["entrystop"]))
 
     def _load(self, name: str) -> None:
         if self._table is not None:

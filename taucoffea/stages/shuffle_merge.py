@@ -3,8 +3,8 @@
 1. spectra (pass 1, the spectra stage) are read from ``input_spec``;
 2. acceptance probabilities per group, type and (|η|, pT) bin — printed, and written as
    correctionlib plus the original's ``<group>.root`` / ``<group>_n.root``;
-3. pass 2, :class:`SamplingProcessor` through the execution layer, writes parquet parts per
-   chunk and bucket;
+3. pass 2, :class:`SamplingProcessor` through the execution layer, writes an Arrow IPC part
+   per chunk with a record batch per bucket;
 4. pass 3 sorts each bucket by its random keys into ``ShuffleMergeSpectral_<k>.parquet``
    (Parsl apps when the session has workers), then the hash tables and a closure report.
 """
@@ -162,8 +162,7 @@ def run_shuffle_merge(
         acc, report = run_processor(
             s, proc, fileset, treename=treename_for(fmt), stage="shuffle-merge", stage_config=stage_config,
             branches=set(GEN_MATCH_COLUMNS) | {"evt"} if fmt == "tautuple" else {"tau_pt", "tau_eta"},
-            chunksize=chunksize,
-            preload_all=True,
+            chunksize=chunksize, read_only_branches=fmt == "tautuple",
         )
         parts = acc.get("parts", {})
         all_parts = sorted(p for ps in parts.values() for p in ps)
