@@ -124,11 +124,11 @@ KNOWN: dict[str, Bench] = {
         "shuffle_merge",
         lambda n, j: ["--sizes", ",".join(map(str, n)), "--json", str(j),
                       "--input-per-file", str(max(10_000, min(1_000_000, n[-1] // 4))),
-                      "--chunksize", str(min(100_000, max(5_000, n[0] // 10)))],
+                      "--chunksize", str(min(200_000, max(5_000, n[0] // 5)))],
         {"quick": [40_000, 80_000], "medium": [500_000, 1_000_000], "default": [2_500_000, 5_000_000]},
         _parse_shuffle_merge, one_call=True, uses_json=True),
     "scaling": Bench("scaling", lambda n, j: ["--n", str(n[0]), "--files", str(max(2, min(10, n[0] // 50_000))),
-                                              "--chunksize", str(min(100_000, max(5_000, n[0] // 10)))],
+                                              "--chunksize", str(min(200_000, max(5_000, n[0] // 5)))],
                      {"quick": [5_000], "medium": [250_000, 500_000], "default": [1_000_000, 2_000_000]}, _parse_scaling),
     # quick: the light model only (the DeepTau graph alone takes ~6 GB and a minute to trace)
     "training": Bench("training", lambda n, j: ["--n", str(n[0]), "--n-deeptau", str(max(100, n[0] // 50)),
@@ -383,7 +383,7 @@ def production_plan(summaries: dict[str, dict[str, Any]], n_taus: float = 500e6,
         "output: one small histogram file per dataset, merged on the driver.")
     add("shuffle & merge sampling (pass 2)", n_taus, sm.get("sampling_rate"), BYTES_PER_TAU_ALL,
         f"accepted fraction measured on the toy {accept:.2f} → {rows_out / 1e6:,.0f} M output taus, written as "
-        "one parquet part per chunk and bucket.")
+        "one Arrow IPC part per chunk (a record batch per bucket).")
     if sm.get("merge_rate"):
         per_bucket = rows_out / k_out
         by_rows = per_bucket / sm["merge_rate"]

@@ -228,7 +228,7 @@ def main() -> None:
     p.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "taucoffea-bench"),
                    help="toy data cache and scratch space")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--chunksize", type=int, default=100_000)
+    p.add_argument("--chunksize", type=int, default=PER_FILE, help="taus per chunk (default: one toy file)")
     p.add_argument("--input-per-file", type=int, default=1_000_000, help="input taus per output file (K = n / this)")
     p.add_argument("--keep", action="store_true", help="keep the outputs in the workdir")
     p.add_argument("--json", help="also write the results here")
