@@ -9,8 +9,9 @@ Why the accumulators look the way they do
 ------------------------------------------
 * :class:`Moments` keeps the count and the sums Σx and Σx² as **exact rationals**
   (``fractions.Fraction`` with power-of-two denominators). Each chunk contributes float64
-  sums computed with numpy's pairwise summation around the chunk's mean r — Σ(x−r) and
-  Σ(x−r)², so a large mean never cancels the variance — converted exactly. Adding
+  sums around a shift r near the chunk's mean — Σ(x−r) and Σ(x−r)², so a large mean never
+  cancels the variance — converted exactly (:meth:`Moments.from_values` here, the compiled
+  pass of :mod:`taucoffea.algorithms.feature_stats` in the processor). Adding
   accumulators is then exact, hence associative and commutative: a result does not depend
   on the executor, on the order in which chunks come back, or on how files were grouped into
   jobs; only a chunk's internal float64 rounding (relative ~1e-16) depends on the chunk size.
