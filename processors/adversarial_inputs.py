@@ -113,7 +113,7 @@ def main() -> None:
         weights_json = weights_to_correctionlib(weights).model_dump_json(exclude_unset=True, indent=1)
 
         # 4. mix: whole batches, shuffled inside each batch, two disjoint outputs
-        counts = entry_counts(drop, None)
+        counts, _ = entry_counts(drop, None)
         plan = plan_mix({n: sum(counts[f] for f in files) for n, files in drop.items()}, cfg.composition())
         print(plan.describe())
         offsets, used = {}, {}

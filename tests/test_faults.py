@@ -466,12 +466,8 @@ def test_file_vanishing_during_a_row_writing_stage(tmp_path: Path, monkeypatch: 
     assert not _tmp_leftovers(tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="taucoffea/stages/skim.py run_skim reads the columns of each dataset's FIRST file before the "
-    "pre-flight (columns_of(fileset[ds][0], tree)), so skip_bad_files cannot skip a corrupt first file",
-)
 def test_skim_skips_a_corrupt_first_file(tmp_path: Path) -> None:
+    """The up-front checks (cuts compiled against a file's columns) use the first readable file."""
     from taucoffea.stages.skim import run_skim
 
     write_mini_tautuple(tmp_path / "in" / "D" / "b_good.root", 300, seed=1)
@@ -479,6 +475,28 @@ def test_skim_skips_a_corrupt_first_file(tmp_path: Path) -> None:
     result = run_skim(tmp_path / "in", tmp_path / "out", sel="tau_pt > 30",
                       executor=_iterative(skip_bad_files=True))
     assert [Path(b.path).name for b in result.report.bad_files] == ["a_corrupt.root"]
+    assert [p.name for p in result.outputs["D"]] == ["b_good.parquet"]
+    with pytest.raises(InputError, match="a_corrupt.root"):
+        run_skim(tmp_path / "in", tmp_path / "out2", sel="tau_pt > 30", executor=_iterative())
+
+
+def test_event_drop_skips_a_corrupt_first_file_and_reports_it(tmp_path: Path) -> None:
+    """Event drop counts entries of every file before its passes: a bad one is skipped and
+    listed (with skip_bad_files) or named in the error (without)."""
+    from taucoffea.stages.event_drop import run_event_drop
+    from taucoffea.stages.skim import run_skim
+
+    write_mini_tautuple(tmp_path / "in" / "D" / "b_good.root", 400, seed=2)
+    run_skim(tmp_path / "in", tmp_path / "skim", sel="tau_pt > 0", executor=_iterative())
+    (tmp_path / "skim" / "D" / "a_corrupt.parquet").write_bytes(b"PAR1" + b"garbage" * 50)
+    edges = [20.0, 40.0, 60.0, 100.0, 1000.0]
+    with pytest.raises(InputError, match=r"a_corrupt.parquet.*skip_bad_files"):
+        run_event_drop(tmp_path / "skim", tmp_path / "drop0", target="dataset:D", pt_edges=edges,
+                       executor=_iterative())
+    result = run_event_drop(tmp_path / "skim", tmp_path / "drop", target="dataset:D", pt_edges=edges,
+                            executor=_iterative(skip_bad_files=True))
+    assert [Path(b.path).name for b in result.report.bad_files] == ["a_corrupt.parquet"]
+    assert [p.name for p in result.outputs["D"]] == ["b_good.parquet"]
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ sorted ``{dataset: [files]}`` fileset and the tree name (``None`` for parquet).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -86,12 +87,19 @@ def resolve_fileset(
     return {ds: list(files) for ds, files in sorted(fileset.items())}, (treename if suffixes == {".root"} else None)
 
 
-def entry_counts(fileset: Mapping[str, Sequence[str]], treename: str | None) -> dict[str, int]:
-    """Entries per file, from metadata only (no data read)."""
+def entry_counts(
+    fileset: Mapping[str, Sequence[str]], treename: str | None, *, skip_bad: bool = False
+) -> tuple[dict[str, int], list[tuple[str, str, str]]]:
+    """(entries per readable file, from metadata only; ``(dataset, file, reason)`` of the others).
+
+    An unreadable file is an :class:`InputError` unless ``skip_bad`` (the executor's
+    ``skip_bad_files``): then it is left out, warned about, and returned for the run report.
+    """
     import uproot
 
     out: dict[str, int] = {}
-    for files in fileset.values():
+    bad: list[tuple[str, str, str]] = []
+    for dataset, files in fileset.items():
         for f in files:
             try:
                 if treename is None:
@@ -100,5 +108,9 @@ def entry_counts(fileset: Mapping[str, Sequence[str]], treename: str | None) -> 
                     with uproot.open(f) as fh:
                         out[f] = int(fh[treename].num_entries)
             except Exception as err:  # uproot/pyarrow raise many types for a bad file
-                raise InputError(f"cannot read the number of entries of '{f}': {type(err).__name__}: {err}") from None
-    return out
+                reason = f"cannot read the number of entries: {type(err).__name__}: {err}"
+                if not skip_bad:
+                    raise InputError(f"{reason} of '{f}' (set skip_bad_files to skip such files)") from None
+                warnings.warn(f"skipping bad file {f}: {reason}", stacklevel=2)
+                bad.append((dataset, f, reason))
+    return out, bad

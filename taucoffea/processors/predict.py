@@ -41,8 +41,8 @@ class PredictProcessor(processor.ProcessorABC):
         self.fmt, self.batch_size, self.adversarial, self.model_file = fmt, int(batch_size), adversarial, model_file
 
     def process(self, events: Any) -> dict[str, Any]:
-        from taucoffea.ml.predict import load_trained, prediction_columns
         from taucoffea.columns.parquet import write_parquet
+        from taucoffea.ml.predict import load_trained, prediction_columns
 
         meta = events.metadata
         dataset, filename = meta["dataset"], os.path.abspath(meta["filename"])

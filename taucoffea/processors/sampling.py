@@ -22,8 +22,8 @@ from coffea import processor
 from taucoffea.algorithms.acceptance import AcceptanceTable, acceptance_probability
 from taucoffea.algorithms.rng import entry_words
 from taucoffea.columns.arrow_rows import take_rows
-from taucoffea.columns.parquet import write_bucketed_part
 from taucoffea.columns.bulk import read_root_rows
+from taucoffea.columns.parquet import write_bucketed_part
 from taucoffea.columns.table import required_branches, select_columns, tau_table
 from taucoffea.physics.dataset_hash import std_hash
 

@@ -32,13 +32,23 @@ import awkward as ak
 import numpy as np
 from coffea import processor
 
-from taucoffea.algorithms.feature_stats import CONE_CODES, cone_labels, segment_statistics
+from taucoffea.algorithms.feature_stats import (
+    CONE_CODES,
+    cone_labels,
+    segment_statistics,
+)
 from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist
 from taucoffea.columns.bulk import read_parquet_rows
 from taucoffea.columns.parquet import flat_column
 from taucoffea.columns.selection import CompiledExpression
 from taucoffea.errors import ConfigError, InputError, SelectionError
-from taucoffea.scaling.config import QUANTILE_MODES, FeatureConfig, FeatureSpec, TypeCones, load_feature_config
+from taucoffea.scaling.config import (
+    QUANTILE_MODES,
+    FeatureConfig,
+    FeatureSpec,
+    TypeCones,
+    load_feature_config,
+)
 
 __all__ = ["ScalingProcessor"]
 

@@ -22,8 +22,6 @@ import numpy as np
 from taucoffea.adversarial.histio import Hist1D, read_target
 from taucoffea.adversarial.inputs import entry_counts, resolve_fileset
 from taucoffea.adversarial.parts import merge_file_parts, output_stems
-from taucoffea.execution.checkpoint import clear_parts
-from taucoffea.execution.runner import run_processor
 from taucoffea.algorithms.event_drop import (
     DEFAULT_PT_EDGES,
     KeepProbabilities,
@@ -34,12 +32,13 @@ from taucoffea.algorithms.event_drop import (
     to_correctionlib,
 )
 from taucoffea.columns.atomic import atomic_path, write_text_atomic
+from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError
+from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
-from taucoffea.execution.runner import RunReport
+from taucoffea.execution.runner import BadFile, RunReport, run_processor
 from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.event_drop import EventDropProcessor, PtHistogramProcessor
-from taucoffea.columns.table import select_columns
 from taucoffea.stages.skim import clear_outputs, columns_of
 
 __all__ = ["KEEP_FILE", "EventDropResult", "entry_limits", "run_event_drop"]
@@ -139,16 +138,20 @@ def run_event_drop(
         if missing:
             raise InputError(f"event drop: dataset(s) {missing} not found in the input; found {sorted(fileset)}")
         fileset = {ds: f for ds, f in fileset.items() if ds in set(datasets)}
+    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    run_cfg = session.cfg if session is not None else cfg
+    counts, unreadable = entry_counts(fileset, tree, skip_bad=run_cfg.skip_bad_files)
+    fileset = {ds: kept for ds, files in fileset.items() if (kept := [f for f in files if f in counts])}
+    if not fileset:
+        raise InputError("event drop: no readable input files")
     for files in fileset.values():
         select_columns(columns_of(files[0], tree), include_columns, exclude_columns)
-    counts = entry_counts(fileset, tree)
     limits = entry_limits(counts, fileset, n_tau)
     fileset = {ds: [f for f in files if limits[f] > 0] for ds, files in fileset.items()}
     out = Path(output)
     for ds in fileset:
         clear_outputs(out / ds, overwrite, "event drop")
-    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-    checkpointing = bool((session.cfg if session is not None else cfg).checkpoint_dir)
+    checkpointing = bool(run_cfg.checkpoint_dir)
     base_config = {"edges": edges.tolist(), "limits": limits, "files": fileset, "pt": pt_column}
 
     def _run(s: ExecutionSession) -> tuple[dict[str, Any], RunReport, dict[str, KeepProbabilities], dict[str, np.ndarray], str]:
@@ -186,6 +189,7 @@ def run_event_drop(
         return acc2 or {}, report, keep, targets, str(parts_dir)
 
     acc, report, keep, targets, parts_dir = in_session(session, cfg, _run)
+    report.bad_files[:0] = [BadFile(*bad) for bad in unreadable]
 
     outputs: dict[str, list[Path]] = {}
     observed2 = {ds: np.asarray(h.values(), float) for ds, h in acc.get("observed", {}).items()}

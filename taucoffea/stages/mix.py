@@ -20,10 +20,12 @@ import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
 
-from taucoffea.adversarial.contributions import TAU_TYPE_COLUMN, AdversarialConfig, load_adversarial_config
+from taucoffea.adversarial.contributions import (
+    TAU_TYPE_COLUMN,
+    AdversarialConfig,
+    load_adversarial_config,
+)
 from taucoffea.adversarial.inputs import entry_counts
-from taucoffea.execution.checkpoint import clear_parts
-from taucoffea.execution.runner import run_processor
 from taucoffea.algorithms.buckets import merge_bucket
 from taucoffea.algorithms.event_drop import DEFAULT_PT_EDGES, check_edges
 from taucoffea.algorithms.mixing import OUTPUTS, MixPlan, plan_mix
@@ -31,8 +33,9 @@ from taucoffea.algorithms.reweight import WEIGHT_CORRECTION
 from taucoffea.columns.atomic import check_output, write_text_atomic
 from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError
+from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
-from taucoffea.execution.runner import RunReport
+from taucoffea.execution.runner import BadFile, RunReport, run_processor
 from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.mix import ADDED_COLUMNS, POSITION, MixProcessor
 from taucoffea.stages.reweight import REPORT_FILE, contribution_fileset
@@ -169,7 +172,10 @@ def run_mix(
     weights_json = _load_weights(weights_path, cfg)
     _check_composition(weights_path, cfg)
     fileset, tree = contribution_fileset(input_path, cfg, treename=treename)
-    counts = entry_counts(fileset, tree)
+    exec_cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    run_cfg = session.cfg if session is not None else exec_cfg
+    counts, unreadable = entry_counts(fileset, tree, skip_bad=run_cfg.skip_bad_files)
+    fileset = {n: [f for f in files if f in counts] for n, files in fileset.items()}
     available = {n: sum(counts[f] for f in files) for n, files in fileset.items()}
     plan = plan_mix(available, cfg.composition(), n_trainval=n_trainval, n_eval=n_eval)
     # global row number of each file's first entry; files past the last needed row are not read
@@ -183,8 +189,7 @@ def run_mix(
                 used.setdefault(n, []).append(f)
             start += counts[f]
     columns = mix_columns(used, tree, include_columns, exclude_columns)
-    exec_cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-    checkpointing = bool((session.cfg if session is not None else exec_cfg).checkpoint_dir)
+    checkpointing = bool(run_cfg.checkpoint_dir)
     parts_dir = out / ".parts-mix"
     clear_parts(parts_dir, checkpointing)
     proc = MixProcessor(
@@ -213,6 +218,7 @@ def run_mix(
 
     out.mkdir(parents=True, exist_ok=True)
     acc, report, merged = in_session(session, exec_cfg, _run)
+    report.bad_files[:0] = [BadFile(*bad) for bad in unreadable]
     clear_parts(parts_dir, checkpointing)
     edges = check_edges(pt_edges)
     closure = {}

@@ -14,21 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from taucoffea.adversarial.contributions import TAU_TYPE_COLUMN, AdversarialConfig, load_adversarial_config
+from taucoffea.adversarial.contributions import (
+    TAU_TYPE_COLUMN,
+    AdversarialConfig,
+    load_adversarial_config,
+)
 from taucoffea.adversarial.inputs import resolve_fileset
 from taucoffea.adversarial.parts import merge_file_parts, output_stems
-from taucoffea.execution.checkpoint import clear_parts
-from taucoffea.execution.runner import run_processor
 from taucoffea.columns.atomic import write_text_atomic
 from taucoffea.columns.selection import compile_selection
 from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
+from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.execution.config import ExecutorConfig, load_executor_config
-from taucoffea.execution.runner import RunReport
+from taucoffea.execution.runner import RunReport, run_processor
 from taucoffea.execution.session import ExecutionSession, in_session
 from taucoffea.processors.skim import SkimProcessor
 
-__all__ = ["SkimResult", "clear_outputs", "columns_of", "run_skim"]
+__all__ = ["SkimResult", "clear_outputs", "columns_of", "first_readable_columns", "run_skim"]
 
 
 @dataclass
@@ -82,6 +85,18 @@ def _selections(
     return selections, True
 
 
+def first_readable_columns(files: Sequence[str], tree: str | None, skip_bad: bool) -> list[str] | None:
+    """Columns of the first file that opens (only the first one without ``skip_bad``); None if
+    none does — the pre-flight then lists them all."""
+    for f in files:
+        try:
+            return columns_of(f, tree)
+        except InputError:
+            if not skip_bad:
+                raise
+    return None
+
+
 def columns_of(path: str, tree: str | None) -> list[str]:
     if tree is None:
         import pyarrow.parquet as pq
@@ -121,10 +136,15 @@ def run_skim(
     selections, adversarial = _selections(fileset, sel, contributions)
     recompute = bool(recompute_tautype or adversarial)
     fileset = {ds: files for ds, files in fileset.items() if ds in selections}
-    # compile up front against the first file's columns: a bad cut or a misspelt column
-    # fails here, naming the token, before any worker starts
+    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    run_cfg = session.cfg if session is not None else cfg
+    # compile up front against the first readable file's columns: a bad cut or a misspelt
+    # column fails here, naming the token, before any worker starts
     for ds, per in selections.items():
-        available = columns_of(fileset[ds][0], tree) + ([TAU_TYPE_COLUMN] if recompute else [])
+        columns = first_readable_columns(fileset[ds], tree, run_cfg.skip_bad_files)
+        if columns is None:
+            continue
+        available = columns + ([TAU_TYPE_COLUMN] if recompute else [])
         for cut in per.values():
             compile_selection(cut, columns=available)
         select_columns(available, include_columns, exclude_columns)
@@ -132,8 +152,7 @@ def run_skim(
     labels = [label for per in selections.values() for label in per]
     for label in labels:
         clear_outputs(out / label, overwrite, "skim")
-    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-    checkpointing = bool((session.cfg if session is not None else cfg).checkpoint_dir)
+    checkpointing = bool(run_cfg.checkpoint_dir)
     parts_dir = out / ".parts-skim"
     clear_parts(parts_dir, checkpointing)
     proc = SkimProcessor(
