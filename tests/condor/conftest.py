@@ -98,6 +98,23 @@ class CondorPool:
         os.chown(path, self.submit_uid, self.submit_uid)
         return path
 
+    def executor_yaml(self, path: Path, chunksize: int) -> Path:
+        """Write an executor config that runs on this pool: one one-core slot (one block)."""
+        path.write_text(
+            "executor: condor\n"
+            f"chunksize: {chunksize}\n"
+            "progress: false\n"
+            "condor:\n"
+            f'  worker_init: "{self.worker_init}"\n'
+            "  address: 127.0.0.1\n"
+            "  cores_per_slot: 1\n"
+            "  mem_per_slot: 1\n"
+            "  init_blocks: 1\n"
+            "  max_blocks: 1\n"
+        )
+        path.chmod(0o644)
+        return path
+
     def run(
         self,
         argv: Sequence[str],

@@ -46,18 +46,7 @@ def test_shuffle_merge_through_condor_provider_matches_local(condor_pool, tmp_pa
     (work / "groups.yaml").write_text(GROUPS)
     for p in work.rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)
-    (work / "condor.yaml").write_text(
-        "executor: condor\n"
-        "chunksize: 500\n"
-        "progress: false\n"
-        "condor:\n"
-        f'  worker_init: "{condor_pool.worker_init}"\n'
-        "  address: 127.0.0.1\n"
-        "  cores_per_slot: 1\n"
-        "  mem_per_slot: 1\n"
-        "  init_blocks: 1\n"
-        "  max_blocks: 1\n"
-    )
+    condor_pool.executor_yaml(work / "condor.yaml", chunksize=500)
     # the spectra (pass 1) are made locally: tests/condor/test_condor_spectra.py covers that stage
     local = ExecutorConfig(executor="iterative", progress=False)
     run_spectra(work / "in", work / "spectra", executor=local)

@@ -26,18 +26,7 @@ def test_spectra_through_condor_provider_matches_local(condor_pool, tmp_path):
             write_mini_tautuple(work / "in" / ds / f"eventTuple_{i}.root", n, seed=50 + 10 * i + len(ds))
     for p in (work / "in").rglob("*"):
         p.chmod(0o755 if p.is_dir() else 0o644)
-    (work / "condor.yaml").write_text(
-        "executor: condor\n"
-        "chunksize: 1500\n"
-        "progress: false\n"
-        "condor:\n"
-        f'  worker_init: "{condor_pool.worker_init}"\n'
-        "  address: 127.0.0.1\n"
-        "  cores_per_slot: 1\n"
-        "  mem_per_slot: 1\n"
-        "  init_blocks: 1\n"
-        "  max_blocks: 1\n"
-    )
+    condor_pool.executor_yaml(work / "condor.yaml", chunksize=1500)
     proc = condor_pool.run(
         [
             condor_pool.python, "-m", "taucoffea.cli.main", "spectra",
