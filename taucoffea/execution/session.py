@@ -98,6 +98,18 @@ def parsl_config(cfg: ExecutorConfig, run_dir: str) -> Any:
     )
 
 
+class _IterativeExecutor(processor.IterativeExecutor):
+    """coffea's IterativeExecutor draws its progress bar even with ``status=False`` (it passes
+    ``disable`` to rich as a task field); without status this one runs the same loop bare."""
+
+    def __call__(self, items: Any, function: Callable[..., Any], accumulator: Any) -> Any:
+        if self.status or len(items) == 0:
+            return super().__call__(items, function, accumulator)
+        from coffea.processor.accumulator import accumulate
+
+        return accumulate(map(function, items), accumulator), 0
+
+
 class ExecutionSession:
     """Context manager owning the executor resources of one pipeline run.
 
@@ -190,7 +202,7 @@ class ExecutionSession:
         cfg = self.cfg
         common = {"status": cfg.progress, "desc": desc, "unit": "chunk"}
         if cfg.executor == "iterative":
-            return processor.IterativeExecutor(retries=cfg.retries, **common)
+            return _IterativeExecutor(retries=cfg.retries, **common)
         if cfg.executor == "futures":
             return processor.FuturesExecutor(workers=cfg.workers, retries=cfg.retries, **common)
         if cfg.executor in ("parsl", "condor"):
