@@ -16,6 +16,8 @@ measurements run, each in a fresh Python process so that its peak RSS is its own
   pass must read at least once) plus a bare streaming parquet write (same compression) of as
   many rows as shuffle & merge accepted.
 
+The input files are read once before each measurement, so both read from the page cache.
+
 Printed: the time of each pass, the ratio (shuffle & merge) / (baseline), target ≤ 2.0, and the
 peak RSS of both, target: flat as the input grows. Memory can only be flat if the output
 files keep their size, so the number of output files grows with the input
@@ -179,6 +181,15 @@ def measure_baseline(data: Path, out: Path, rows: int, chunksize: int) -> dict[s
 # ------------------------------------------------------------------------- driver
 
 
+def _warm_page_cache(data: Path) -> None:
+    """Read every input file once, so that both measurements read from memory: whichever ran
+    second would otherwise find the files the first one brought into the page cache."""
+    for path in sorted(data.rglob("*.root")):
+        with path.open("rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
 def _child(kind: str, **kw: Any) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--_measure", kind, "--_args", json.dumps(kw)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -197,7 +208,9 @@ def run(
         scratch = Path(tempfile.mkdtemp(prefix=f"sm_{n}_", dir=workdir))
         try:
             n_files = max(1, math.ceil(n / input_per_file))
+            _warm_page_cache(data)
             sm = _child("sm", data=str(data), out=str(scratch), n_files=n_files, chunksize=chunksize, seed=seed)
+            _warm_page_cache(data)
             base = _child("baseline", data=str(data), out=str(scratch / "baseline"), rows=sm["rows"],
                           chunksize=chunksize)
         finally:
