@@ -160,3 +160,33 @@ def test_cone_labels_equal_the_numpy_cone_masks():
     assert inner.sum() > 1000 and outer.sum() > 1000 and (labels == 0).sum() > 1000
     with pytest.raises(ValueError, match="do not match"):
         cone_labels(counts[:-1], tau_pt, tau_eta, tau_phi, eta, phi, cone)
+
+
+# ------------------------------------------------------------------------------- arrow rows
+
+
+def test_take_rows_equals_awkward_take_for_every_layout(tmp_path):
+    from taucoffea.columns.arrow_rows import take_rows
+
+    rng = np.random.default_rng(8)
+    n = 500
+    counts = rng.integers(0, 6, n)
+    other = rng.integers(0, 3, n)
+    columns = {
+        "flat": rng.normal(size=n).astype(np.float32),
+        "flag": rng.integers(0, 2, n).astype(bool),
+        "jag": ak.unflatten(rng.normal(size=int(counts.sum())), counts),
+        "jag_same": ak.unflatten(rng.integers(0, 9, int(counts.sum())).astype(np.int32), counts),
+        "jag_other": ak.unflatten(rng.normal(size=int(other.sum())).astype(np.float32), other),
+        "sliced": ak.unflatten(rng.normal(size=int(counts.sum()) + 7), np.concatenate([counts, [7]]))[:n],
+        "nested": ak.Array([[[float(i)]] * int(c) for i, c in enumerate(other)]),  # through awkward
+    }
+    index = np.concatenate([rng.choice(n, 200, replace=False), [0, n - 1]])
+    table = take_rows(columns, index)
+    back = ak.from_arrow(table)
+    for name, col in columns.items():
+        assert ak.to_list(back[name]) == ak.to_list(ak.Array(col)[index]), name
+    assert str(ak.type(back["jag"])) == "202 * var * float64"  # no option types
+    assert table.schema.field("jag").nullable is False
+    empty = take_rows(columns, np.zeros(0, np.int64))
+    assert empty.num_rows == 0 and empty.schema.names == list(columns)

@@ -88,7 +88,8 @@ def take_rows(columns: Mapping[str, Any], index: np.ndarray) -> pa.Table:
         if parts is None:
             taken = ak.to_arrow(ak.without_parameters(ak.Array(column)[index]), extensionarray=False)
             arrays.append(taken)
-            fields.append(pa.field(name, taken.type, nullable=taken.null_count > 0))
+            # nullable whatever this chunk holds: every chunk's part must have the same schema
+            fields.append(pa.field(name, taken.type, nullable=True))
             continue
         offsets, content = parts
         if offsets is None:
