@@ -42,7 +42,8 @@ PASSTHROUGH_COLUMNS: tuple[str, ...] = (
     "truth_loglik_e", "truth_loglik_mu", "truth_loglik_tau", "truth_loglik_jet",
     "tau_byDeepTau2017v2p1VSeraw", "tau_byDeepTau2017v2p1VSmuraw", "tau_byDeepTau2017v2p1VSjetraw",
     "tau_byDeepTau2018v2p5VSeraw", "tau_byDeepTau2018v2p5VSmuraw", "tau_byDeepTau2018v2p5VSjetraw",
-    "tau_pt", "tau_eta", "tau_decayMode", "tau_dz", "evt", "tau_index",
+    "tau_byDeepTau2017v2p1VSe", "tau_byDeepTau2017v2p1VSmu", "tau_byDeepTau2017v2p1VSjet",  # WP bitmasks
+    "tau_pt", "tau_eta", "tau_phi", "tau_decayMode", "tau_dz", "evt", "tau_index",
 )
 ADVERSARIAL_COLUMNS: tuple[str, ...] = ("adv_label", "adv_weight", "dataset_id")
 
