@@ -38,6 +38,7 @@ from taucoffea.algorithms.feature_stats import (
     segment_statistics,
 )
 from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist
+from taucoffea.columns.arrow_rows import column_parts
 from taucoffea.columns.bulk import read_parquet_rows
 from taucoffea.columns.parquet import flat_column
 from taucoffea.columns.selection import CompiledExpression
@@ -53,17 +54,6 @@ from taucoffea.scaling.config import (
 __all__ = ["ScalingProcessor"]
 
 _TAU = ("tau_pt", "tau_eta", "tau_phi")
-
-
-def _layout_parts(arr: ak.Array) -> tuple[np.ndarray, np.ndarray] | None:
-    """(offsets, content) of a plain jagged numeric column without awkward dispatch, or None."""
-    layout = arr.layout
-    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
-        offsets = np.asarray(layout.offsets.data)
-        content = np.asarray(layout.content.data)
-        if content.ndim == 1 and offsets.size and offsets[-1] <= content.size:
-            return offsets, content
-    return None
 
 
 class _Chunk:
@@ -101,9 +91,10 @@ class _Chunk:
         if isinstance(arr, ak.Array) and arr.ndim > 1:
             if arr.ndim != 2:
                 raise InputError(f"column '{name}' in '{self.filename}' is nested deeper than one list level")
-            parts = _layout_parts(arr)
+            parts = column_parts(arr)
             if parts is not None:
                 offsets, content = parts
+                assert offsets is not None  # two-level array
                 self._counts[name] = np.diff(offsets)
                 self._flat[name] = content[offsets[0] : offsets[-1]]
             else:
