@@ -63,34 +63,25 @@ def _with(node: Any, path: tuple[Any, ...], value: Any) -> Any:
     return out
 
 
-def _load_datagroups(tmp: Path) -> Callable[[Any], Any]:
-    from taucoffea.datagroups import read_datagroups
+def _from_yaml_file(tmp: Path, name: str, read: Callable[[Path], Any]) -> Callable[[Any], Any]:
+    """A loader for readers that take a path: the mutated data is written as YAML first."""
 
     def load(data: Any) -> Any:
-        path = tmp / "groups.yaml"
+        path = tmp / name
         path.write_text(yaml.safe_dump(data))
-        return read_datagroups(path)
-
-    return load
-
-
-def _load_pipeline(tmp: Path) -> Callable[[Any], Any]:
-    from taucoffea.stages.pipeline import load_pipeline
-
-    def load(data: Any) -> Any:
-        path = tmp / "pipeline.yaml"
-        path.write_text(yaml.safe_dump(data))
-        return load_pipeline(path)
+        return read(path)
 
     return load
 
 
 def _loaders(tmp: Path) -> dict[str, tuple[Callable[[Any], Any], Any]]:
     from taucoffea.adversarial.contributions import load_adversarial_config
+    from taucoffea.datagroups import read_datagroups
     from taucoffea.execution.config import load_executor_config
     from taucoffea.scaling.config import load_feature_config
     from taucoffea.stages.derive_wp import load_derive_wp_config
     from taucoffea.stages.evaluate import load_evaluation_config
+    from taucoffea.stages.pipeline import load_pipeline
 
     evaluation = _yaml(CONFIGS / "evaluation" / "toy.yaml")
     discriminator = str(CONFIGS / "evaluation" / "discriminators" / "model.yaml")
@@ -102,11 +93,11 @@ def _loaders(tmp: Path) -> dict[str, tuple[Callable[[Any], Any], Any]]:
     return {
         "executor": (load_executor_config, _yaml(CONFIGS / "executors" / "condor.yaml")),
         "features": (load_feature_config, _yaml(CONFIGS / "features" / "deeptau_v2.yaml")),
-        "datagroups": (_load_datagroups(tmp), _yaml(CONFIGS / "datagroups" / "toy.yaml")),
+        "datagroups": (_from_yaml_file(tmp, "groups.yaml", read_datagroups), _yaml(CONFIGS / "datagroups" / "toy.yaml")),
         "evaluation": (load_evaluation_config, evaluation),
         "derive_wp": (load_derive_wp_config, derive),
         "adversarial": (load_adversarial_config, _yaml(CONFIGS / "adversarial" / "selection.yaml")),
-        "pipeline": (_load_pipeline(tmp), _yaml(CONFIGS / "adversarial" / "toy.yaml")),
+        "pipeline": (_from_yaml_file(tmp, "pipeline.yaml", load_pipeline), _yaml(CONFIGS / "adversarial" / "toy.yaml")),
     }
 
 
