@@ -410,6 +410,23 @@ under_any() {
     return 1
 }
 
+open_python_path() {
+    # The submit user runs this very interpreter, so it must be able to traverse the directories
+    # above it; a venv made with `mktemp -d` is 0700. Grant traverse only (o+x: no listing, no
+    # reading of anything not already readable), and say so.
+    local prefix dir
+    while IFS= read -r prefix; do
+        dir="$prefix"
+        while [[ -n "$dir" && "$dir" != / ]]; do
+            if [[ -d "$dir" && "$(stat -c %A "$dir")" != *[xt] ]]; then
+                log "making $dir traversable (chmod o+x) so that the submit user can run $prefix/bin/python"
+                chmod o+x "$dir"
+            fi
+            dir="$(dirname "$dir")"
+        done
+    done < <(python_prefixes)
+}
+
 check_submit_user_python() {
     # Fail at start, with the reason, rather than in the first Parsl job: permissions on the bound
     # Python (a 0700 venv) or a shared library the chroot lacks show up here.
@@ -451,6 +468,7 @@ cmd_start() {
     # A start that fails half-way leaves nothing mounted or running.
     trap 'stop_processes; unmount_all' EXIT
     start_mounts
+    open_python_path
     check_submit_user_python
     setsid chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
         LANG=C.UTF-8 CONDOR_CONFIG=/etc/condor/condor_config /usr/sbin/condor_master -f \
