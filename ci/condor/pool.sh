@@ -411,19 +411,17 @@ under_any() {
 }
 
 open_python_path() {
-    # The submit user runs this very interpreter, so it must be able to traverse the directories
-    # above it; a venv made with `mktemp -d` is 0700. Grant traverse only (o+x: no listing, no
-    # reading of anything not already readable), and say so.
-    local prefix dir
+    # The submit user runs this very interpreter. Its prefix is bind-mounted at the same path, so
+    # inside the chroot the prefix directory keeps its host mode while its parents are the
+    # chroot's own (made traversable by make_mountpoint); a venv made with `mktemp -d` is 0700.
+    # Grant traverse on the prefix itself only (o+x: no listing, nothing else made readable),
+    # and say so.
+    local prefix
     while IFS= read -r prefix; do
-        dir="$prefix"
-        while [[ -n "$dir" && "$dir" != / ]]; do
-            if [[ -d "$dir" && "$(stat -c %A "$dir")" != *[xt] ]]; then
-                log "making $dir traversable (chmod o+x) so that the submit user can run $prefix/bin/python"
-                chmod o+x "$dir"
-            fi
-            dir="$(dirname "$dir")"
-        done
+        if [[ -d "$prefix" && "$(stat -c %A "$prefix")" != *[xt] ]]; then
+            log "making $prefix traversable (chmod o+x) so that the submit user can run its python"
+            chmod o+x "$prefix"
+        fi
     done < <(python_prefixes)
 }
 
