@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from taucoffea.columns.selection import (
     DEFAULT_FUNCTIONS,
     MAX_LENGTH,
+    MAX_LIST_ITEMS,
     CompiledExpression,
     Selection,
     SelectionFunction,
@@ -141,6 +142,23 @@ EQUIVALENT: list[tuple[str, Callable[[], np.ndarray]]] = [
      & ((t["tau_byDeepTau2017v2p1VSjet"] >> 5) & 1 == 0)),
     ("evt % 2 == 0", lambda: t["evt"] % 2 == 0),
     ("evt > 3000000000", lambda: t["evt"] > 3_000_000_000),
+    # list membership (pandas style), elementwise like np.isin
+    ("tau_decayMode in [5, 6]", lambda: np.isin(t["tau_decayMode"], [5, 6])),
+    ("tau_decayMode not in [5, 6] && abs(tau_dz) < 0.2",
+     lambda: ~np.isin(t["tau_decayMode"], [5, 6]) & (ABS(t["tau_dz"]) < 0.2)),
+    ("tau_charge in [-1] || tau_index not in (0, 1,)",
+     lambda: (t["tau_charge"] == -1) | ~np.isin(t["tau_index"], [0, 1])),
+    ("not tau_decayMode in [0, 1, 10, 11] and isGood",
+     lambda: ~np.isin(t["tau_decayMode"], [0, 1, 10, 11]) & t["isGood"]),
+    ("!(tau_decayMode in [0]) & isGood | tau_decayMode in [10, 10, 10.0]",
+     lambda: (t["tau_decayMode"] != 0) & t["isGood"] | (t["tau_decayMode"] == 10)),
+    ("(tau_decayMode in [10, 11]) + (tau_charge in [1]) >= 1",
+     lambda: np.isin(t["tau_decayMode"], [10, 11]) | (t["tau_charge"] == 1)),
+    # the list items are typed like '==' operands: 0.9 is a double, 0.9f a float
+    ("tau_pt in [0.9f, 1e9] && !(tau_pt in [0.9])", lambda: t["tau_pt"] == np.float32(0.9)),
+    ("evt not in [-1, 3000000000] && evt % 2 == 0", lambda: t["evt"] % 2 == 0),
+    ("abs(tau_charge * tau_decayMode) in [\n  1, 2,\n  -5, +10]",
+     lambda: np.isin(ABS(t["tau_charge"] * t["tau_decayMode"]), [1, 2, 10])),
     # whitespace and newlines from YAML block scalars
     ("tau_pt>30&&\n   abs(tau_eta)<2.3\t", lambda: (t["tau_pt"] > 30) & (ABS(t["tau_eta"]) < 2.3)),
 ]
@@ -178,6 +196,94 @@ def test_selection_on_jagged_awkward() -> None:
     assert mask.tolist() == [[False, False, True], [], [False]]
     rel = compile_expression("pfCand_pt / tau_pt")(events)
     assert ak.all(rel == events.pfCand_pt / events.tau_pt)
+
+
+def test_membership_on_jagged_awkward() -> None:
+    events = ak.Array({
+        "tau_pt": [30.0, 50.0, 70.0],
+        "pfCand_particleType": [[1, 2, 2], [], [4, 3]],
+        "pfCand_pt": [[1.0, 5.0, 20.0], [], [3.0, 9.0]],
+    })
+    flat = ak.flatten(events.pfCand_particleType).to_numpy()
+    counts = ak.num(events.pfCand_particleType)
+    for expression, expected_flat in [
+        ("pfCand_particleType in [1, 4]", np.isin(flat, [1, 4])),
+        ("pfCand_particleType not in [1, 4]", ~np.isin(flat, [1, 4])),
+        ("pfCand_particleType in [2] && pfCand_pt / tau_pt > 0.2",
+         np.array([False, False, True, False, False])),
+        ("tau_pt in [50., 70.] || pfCand_particleType in (1,)",
+         np.array([True, False, False, True, True])),
+    ]:
+        mask = compile_selection(expression)(events)
+        assert isinstance(mask, ak.Array), expression
+        assert mask.tolist() == ak.unflatten(expected_flat, counts).tolist(), expression
+    # a flat awkward column
+    flat_events = ak.Array({"tau_decayMode": [0, 1, 5, 6, 10]})
+    assert compile_selection("tau_decayMode not in [5, 6]")(flat_events).tolist() == \
+        [True, True, False, False, True]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.lists(st.integers(-8, 8), min_size=1, max_size=MAX_LIST_ITEMS),
+       negate=st.booleans(), as_tuple=st.booleans())
+def test_membership_matches_np_isin(values: list[int], negate: bool, as_tuple: bool) -> None:
+    items = ", ".join(map(str, values))
+    text = f"i {'not in' if negate else 'in'} {f'({items})' if as_tuple else f'[{items}]'}"
+    sel = compile_selection(text, columns=tuple(FUZZ_TABLE))
+    expected = np.isin(FUZZ_TABLE["i"], values, invert=negate)
+    np.testing.assert_array_equal(sel(FUZZ_TABLE), expected)
+    np.testing.assert_array_equal(_as_numpy(sel(ak.Array(FUZZ_TABLE))), expected)
+    jagged = ak.unflatten(FUZZ_TABLE["i"], [10, 0, 30, 24])
+    got = sel({"i": jagged})
+    assert ak.all(ak.num(got) == ak.num(jagged))
+    np.testing.assert_array_equal(ak.flatten(got).to_numpy(), expected)
+
+
+def test_membership_pickles_and_reports_columns() -> None:
+    sel = compile_selection("tau_decayMode not in [5, 6] && tau_pt > 20", columns=COLUMNS)
+    assert sel.columns == frozenset({"tau_decayMode", "tau_pt"})
+    clone = pickle.loads(pickle.dumps(sel))
+    np.testing.assert_array_equal(clone(T), sel(T))
+    values = compile_expression("tau_decayMode in [0, 1]")(T)
+    np.testing.assert_array_equal(values, np.isin(T["tau_decayMode"], [0, 1]))
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("tau_pt in tau_eta", "'in' must be followed by a literal list of numbers"),
+        ("tau_pt in 5", "found '5'"),
+        ("tau_pt in", "expression ends after 'in'"),
+        ("tau_pt not in abs(tau_eta)", "'not in' must be followed by a literal list"),
+        ("tau_pt in [tau_eta]", "may only hold number literals"),
+        ("tau_pt in [abs(1)]", "found 'abs'"),
+        ("tau_pt in [true]", "found 'true'"),
+        ("tau_pt in [[1, 2]]", "nested lists are not allowed"),
+        ("tau_pt in [(1)]", "nested lists are not allowed"),
+        ("tau_pt in ['a']", "string literal 'a' is not allowed"),
+        ("tau_pt in []", "empty list after 'in'"),
+        ("tau_pt not in ( )", "empty list after 'not in'"),
+        ("tau_pt in [1, 2", "never closed"),
+        ("tau_pt in [1 2]", "expected ',' or ']'"),
+        ("tau_pt in [1,,2]", "',' where a number belongs"),
+        ("tau_pt in [-]", "']' where a number belongs"),
+        ("tau_pt in [\u00b2]", "found '\u00b2'"),  # a digit, but not an ASCII one
+        ("tau_pt in [" + ", ".join(["1"] * (MAX_LIST_ITEMS + 1)) + "]",
+         f"more than {MAX_LIST_ITEMS} items"),
+        ("tau_pt in [1] in [2]", "cannot be chained with 'in'"),
+        ("tau_pt in [1] == flag", "cannot be chained with '=='"),
+        ("tau_pt < tau_eta in [1]", "cannot be chained with other comparisons"),
+        ("tau_pt in [1] * 2", "'\\*' cannot follow the list"),
+        ("in [1]", "expected a value but found 'in'"),
+        ("flag and not in [1]", "found 'not in'"),
+        ("[1, 2] == tau_pt", "a list of numbers may only follow 'in'"),
+    ],
+)
+def test_bad_membership_forms(expression: str, message: str) -> None:
+    with pytest.raises(SelectionError, match=message) as err:
+        compile_selection(expression, columns=COLUMNS)
+    assert re.search(r"at column \d+", str(err.value))
+    assert "^" in str(err.value).split("\n")[-1]
 
 
 def test_compile_expression_values_and_broadcast() -> None:
@@ -249,7 +355,26 @@ HOSTILE: list[tuple[str, str]] = [
     ("abs(*tau_pt)", "*"),
     ("abs(**tau_pt)", "**"),
     ("tau_pt is None", "is"),
-    ("tau_pt in [1]", "in"),
+    ("tau_pt in tau_eta", "tau_eta"),
+    ("tau_pt not in 5", "5"),
+    ("tau_pt in", "in"),
+    ("tau_pt in [tau_eta]", "tau_eta"),
+    ("tau_pt in [-tau_eta]", "tau_eta"),
+    ("tau_pt in [abs(1)]", "abs"),
+    ("tau_pt in [__import__('os')]", "__import__"),
+    ("tau_pt in [().__class__]", "("),
+    ("tau_pt in [[1]]", "["),
+    ("tau_pt in ['a', 'b']", "'a'"),
+    ("tau_pt in []", "[]"),
+    ("tau_pt in [1 for x in tau_eta]", "for"),
+    ("tau_pt in [x for x in tau_eta]", "x"),
+    ("tau_pt in [1e999]", "1e999"),
+    ("tau_pt in {1, 2}", "{"),
+    ("tau_pt in [1]]", "]"),
+    ("tau_pt in [1] in [2]", "in"),
+    ("tau_pt in [1] + 1", "+"),
+    ("tau_pt in [" + ", ".join(["7"] * 65) + "]", "7"),
+    ("[1, 2]", "["),
     ("{1: 2}", "{"),
     ("{1}", "{"),
     ("9**9**9", "9**9"),
@@ -474,8 +599,15 @@ def _bool_tree(numbers: st.SearchStrategy[Node], max_leaves: int) -> st.SearchSt
         return (f"({x[0]} {op1} {y[0]} {op2} {z[0]})",
                 lambda e: np.logical_and(f(x[1](e), y[1](e)), g(y[1](e), z[1](e))))
 
+    def member(x: Node, values: list[int], negate: bool) -> Node:
+        op = "not in" if negate else "in"
+        return (f"({x[0]} {op} [{', '.join(map(str, values))}])",
+                lambda e: np.isin(x[1](e), values, invert=negate))
+
     leaves = st.one_of(
         st.builds(compare, st.sampled_from(sorted(cmps)), numbers, numbers),
+        st.builds(member, numbers, st.lists(st.integers(-3, 20), min_size=1, max_size=5),
+                  st.booleans()),
         st.builds(chain, st.sampled_from(sorted(cmps)), st.sampled_from(sorted(cmps)),
                   numbers, numbers, numbers),
         st.just(("flag", lambda e: e["flag"])),
@@ -528,7 +660,10 @@ def test_fuzz_random_expressions_match_reference(node: Node) -> None:
 @pytest.mark.parametrize(
     ("expression", "what"),
     [("(tau_pt, tau_eta)", "tuples"), ("abs(tau_pt)(tau_eta)", "calls"),
-     ("abs(*tau_pt)", "starred"), ("abs(**tau_pt)", "keyword"), ("tau_pt tau_eta", "syntax")],
+     ("abs(*tau_pt)", "starred"), ("abs(**tau_pt)", "keyword"), ("tau_pt tau_eta", "syntax"),
+     ("tau_pt in [1] in [2]", "chained"), ("tau_pt in [1] == 1", "chained"),
+     ("tau_pt in [1] + 1", "right side of 'in' must be a literal list"),
+     ("tau_pt > 1 < tau_eta not in [1]", "chained")],
 )
 def test_ast_whitelist_is_a_second_line_of_defence(
     monkeypatch: pytest.MonkeyPatch, expression: str, what: str

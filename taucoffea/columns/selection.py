@@ -29,6 +29,10 @@ Semantics, and where they follow C++ rather than Python (or the other way round)
   64 bits when they do not fit. ``true``/``false`` (and ``True``/``False``) are booleans.
 * Functions (see :data:`DEFAULT_FUNCTIONS`) may be written bare, with ``std::`` or with their
   ``TMath::`` names (``std::abs``, ``fabs``, ``TMath::Abs``, ``TMath::Power`` …).
+* ``x in [5, 6]`` and ``x not in [1, 2]`` (pandas style, also with ``(…)``) test membership
+  elementwise, like ``np.isin``, and mean exactly ``(x == 5 || x == 6)``: the right side must
+  be a literal list of 1 to :data:`MAX_LIST_ITEMS` (optionally signed) numbers, and a
+  membership test is not chained with other comparisons (``a < x in [1]`` needs parentheses).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ import functools
 import keyword
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -54,6 +58,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_EXPONENT",
     "MAX_LENGTH",
+    "MAX_LIST_ITEMS",
     "CompiledExpression",
     "Selection",
     "SelectionFunction",
@@ -67,6 +72,8 @@ MAX_LENGTH = 10_000
 MAX_DEPTH = 100
 #: Largest magnitude of a literal exponent of ``**`` / ``pow``.
 MAX_EXPONENT = 64
+#: Most items in the literal list of ``x in [...]`` (each one is an ``==`` pass over the data).
+MAX_LIST_ITEMS = 64
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,6 +118,20 @@ def _testbit(x: Any, k: Any) -> Any:
 
 def _pow(x: Any, exponent: Any) -> Any:
     return np.power(x, np.float64(exponent))
+
+
+def _isin(x: Any, values: tuple[Any, ...]) -> Any:
+    """Elementwise ``x in values``, built as ``x == v0 || x == v1 || …``.
+
+    Not ``np.isin``: it cannot handle jagged awkward arrays, and for longer lists it sorts the
+    column and the list together in one common dtype (``uint64`` with ``int64`` becomes
+    ``float64``, inexact above 2**53), so it could disagree with the ``==`` that users read
+    ``in`` as.
+    """
+    result = np.equal(x, values[0])
+    for value in values[1:]:
+        result = np.logical_or(result, np.equal(x, value))
+    return result
 
 
 def _check_exponent(value: float | int) -> str | None:
@@ -183,7 +204,6 @@ _ALIASES: Mapping[str, str] = MappingProxyType(
 _BOOL_WORDS = {"true": True, "false": False, "True": True, "False": False}
 _PY_LOGIC_WORDS = frozenset({"and", "or", "not"})
 _KEYWORD_HINTS = {
-    "in": "membership tests are not supported; write (x == a || x == b)",
     "is": "use '==' or '!='",
     "None": "there is no None; missing values are NaN or the TauTuple default",
     "if": "conditional expressions are not supported",
@@ -208,8 +228,8 @@ _BAD_SEQUENCES = (
 )
 _BAD_CHARS = {
     ".": "attribute access ('.') is not allowed",
-    "[": "subscripts and lists are not allowed",
-    "]": "subscripts and lists are not allowed",
+    "[": "subscripts and lists are not allowed (a list of numbers may only follow 'in')",
+    "]": "subscripts and lists are not allowed (a list of numbers may only follow 'in')",
     "{": "dicts and sets are not allowed",
     "}": "dicts and sets are not allowed",
     ";": "only a single expression is allowed",
@@ -228,8 +248,12 @@ _ROOT_TO_PY = {"&&": "and", "||": "or", "&": "and", "|": "or", "!": "~"}
 _UNARY = frozenset({"!", "-", "+", "not"})
 _BINARY = frozenset(
     {"&&", "||", "&", "|", "and", "or", "==", "!=", "<", "<=", ">", ">=",
-     "+", "-", "*", "/", "//", "%", "**"}
+     "+", "-", "*", "/", "//", "%", "**", "in", "not in"}
 )
+_MEMBERSHIP = frozenset({"in", "not in"})
+#: What may follow the list of a membership test without parentheses: Python would otherwise
+#: chain (``x in [1] == y``) or apply arithmetic to the list (``x in [1] + 1``).
+_AFTER_LIST = frozenset({"&&", "||", "&", "|", "and", "or", ")", ","})
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,6 +305,7 @@ class _Token:
     end: int
     py: str  # what is emitted into the Python source
     literal_type: str = ""  # "int", "int64", "double", "float" for numbers
+    in_list: bool = False  # part of the literal list after 'in' (checked by the lexer)
 
 
 @dataclass
@@ -348,7 +373,15 @@ class _Lexer:
             if c.isascii() and (c.isdigit() or (c == "." and i + 1 < n and src[i + 1].isdigit())):
                 tokens.append(self._number(i))
             elif c.isascii() and (c.isalpha() or c == "_"):
-                tokens.append(self._name(i))
+                tok = self._name(i)
+                if tok.kind == "op" and tok.text == "in":
+                    if tokens and tokens[-1].kind == "op" and tokens[-1].text == "not":
+                        # one operator, so that the grammar sees 'x not in [...]' as binary
+                        tok = _Token("op", "not in", tokens.pop().start, tok.end, "not in")
+                    tokens.append(tok)
+                    tokens.extend(self._literal_list(tok))
+                else:
+                    tokens.append(tok)
             elif c in "'\"":
                 raise self._string_error(i, i)
             else:
@@ -394,7 +427,7 @@ class _Lexer:
                             "are reserved)")
         if text in _BOOL_WORDS:
             return _Token("bool", text, i, end, str(_BOOL_WORDS[text]))
-        if text in _PY_LOGIC_WORDS:
+        if text in _PY_LOGIC_WORDS or text == "in":
             return _Token("op", text, i, end, text)
         if keyword.iskeyword(text):
             hint = _KEYWORD_HINTS.get(text)
@@ -422,6 +455,83 @@ class _Lexer:
             raise self.fail(i, end, f"unknown column {text!r}{_suggest(text, self.columns)}")
         self.used_columns.add(text)
         return _Token("name", text, i, end, text)
+
+    def _literal_list(self, in_tok: _Token) -> list[_Token]:
+        """Tokens of the list after ``in``, which may only hold (signed) number literals.
+
+        The whole list is lexed here, so that ``[``/``]`` exist nowhere else and anything that
+        is not a number (a name, a call, a nested list, a string, a comprehension) is reported
+        as such instead of as whatever error its first token would give later. ``(…)`` is
+        accepted as a spelling of ``[…]`` and emitted as a Python list.
+        """
+        src, n = self.source, len(self.source)
+        op = in_tok.text
+        j = self._skip_space(in_tok.end)
+        if j >= n or src[j] not in "[(":
+            if j >= n:
+                raise self.fail(in_tok.start, in_tok.end, f"expression ends after {op!r}; "
+                                "expected a list of numbers such as [1, 2]")
+            start, end = self._thing_at(j)
+            raise self.fail(start, end, f"{op!r} must be followed by a literal list of numbers "
+                            f"such as [1, 2], found {src[start:end]!r}")
+        opener, closer = src[j], "]" if src[j] == "[" else ")"
+        open_at = j
+        tokens = [_Token("op", opener, j, j + 1, "[", in_list=True)]
+        items = 0
+        j = self._skip_space(j + 1)
+        while True:
+            if j >= n:
+                raise self.fail(open_at, open_at + 1, f"{opener!r} of the list after {op!r} "
+                                "is never closed")
+            if src[j] == closer:
+                if items == 0:
+                    raise self.fail(open_at, j + 1, f"empty list after {op!r}")
+                tokens.append(_Token("op", closer, j, j + 1, "]", in_list=True))
+                return tokens
+            item_start = j
+            if src[j] in "+-":
+                tokens.append(_Token("op", src[j], j, j + 1, src[j], in_list=True))
+                j = self._skip_space(j + 1)
+            if _NUMBER_RE.match(src, j) is None:
+                raise self._bad_list_item(j, op)
+            tokens.append(replace(self._number(j), in_list=True))
+            items += 1
+            if items > MAX_LIST_ITEMS:
+                raise self.fail(item_start, tokens[-1].end, f"the list after {op!r} has more "
+                                f"than {MAX_LIST_ITEMS} items")
+            j = self._skip_space(tokens[-1].end)
+            if j < n and src[j] == ",":
+                tokens.append(_Token("op", ",", j, j + 1, ",", in_list=True))
+                j = self._skip_space(j + 1)
+            elif j < n and src[j] != closer:
+                start, end = self._thing_at(j)
+                raise self.fail(start, end, f"expected ',' or {closer!r} in the list after "
+                                f"{op!r} but found {src[start:end]!r}")
+
+    def _bad_list_item(self, j: int, op: str) -> SelectionError:
+        """The error for something that is not a number literal inside the list after 'in'."""
+        if j >= len(self.source):
+            return self.fail(j - 1, j, f"the list after {op!r} is never closed")
+        c = self.source[j]
+        if c in "[(":
+            return self.fail(j, j + 1, f"nested lists are not allowed after {op!r}")
+        if c in "'\"":
+            return self._string_error(j, j)
+        start, end = self._thing_at(j)
+        what = repr(self.source[start:end]) if c not in ",])" else f"{c!r} where a number belongs"
+        return self.fail(start, end, f"the list after {op!r} may only hold number literals "
+                         f"(e.g. [1, 2] or [-1, 0.5]), found {what}")
+
+    def _thing_at(self, j: int) -> tuple[int, int]:
+        """Span of the word (or the single character) at ``j``, for error messages."""
+        m = _NAME_RE.match(self.source, j) or _WORD_TAIL_RE.match(self.source, j)
+        end = m.end() if m is not None and m.end() > j else j + 1
+        return j, end
+
+    def _skip_space(self, j: int) -> int:
+        while j < len(self.source) and self.source[j] in _SPACE:
+            j += 1
+        return j
 
     def _resolve_function(self, text: str) -> str | None:
         if text in self.functions:
@@ -471,6 +581,12 @@ class _Lexer:
         prev: _Token | None = None
         unary_run = 0
         for k, tok in enumerate(tokens):
+            if tok.in_list:
+                # the lexer has checked the list after 'in'; as a whole it is one operand
+                expect_operand, prev, unary_run = False, tok, 0
+                continue
+            if prev is not None and prev.in_list:
+                self._check_after_list(tok)
             unary_run = unary_run + 1 if expect_operand and tok.text in _UNARY else 0
             if unary_run > MAX_DEPTH:
                 raise self.fail(tok.start, tok.end,
@@ -522,6 +638,17 @@ class _Lexer:
         if stack:
             open_tok = stack[-1][0]
             raise self.fail(open_tok.start, open_tok.end, "'(' is never closed")
+
+    def _check_after_list(self, tok: _Token) -> None:
+        """Reject what Python would read as chaining or arithmetic on the list of 'in'."""
+        if tok.text in _AFTER_LIST:
+            return
+        if tok.text in _MEMBERSHIP or tok.text in ("==", "!=", "<", "<=", ">", ">="):
+            raise self.fail(tok.start, tok.end, f"a membership test cannot be chained with "
+                            f"{tok.text!r}; add parentheses, e.g. (x in [1, 2]) == flag")
+        if tok.text in _BINARY:
+            raise self.fail(tok.start, tok.end, f"{tok.text!r} cannot follow the list of a "
+                            "membership test; add parentheses around (x in [...])")
 
     def _check_arity(self, func: _Token, got: int) -> None:
         expected = self.functions[func.py].n_args
@@ -682,6 +809,8 @@ class _Compiler:
         return lambda env: op(_num(left(env)), _num(right(env)))
 
     def _Compare(self, node: ast.Compare, depth: int) -> _Fn:
+        if any(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+            return self._membership(node, depth)
         operands = [self.compile(node.left, depth)]
         ops = []
         prev_node: ast.expr = node.left
@@ -709,6 +838,46 @@ class _Compiler:
             return result
 
         return chained
+
+    def _membership(self, node: ast.Compare, depth: int) -> _Fn:
+        """``x in [c1, …]`` / ``x not in [...]``: the only place a list node is accepted.
+
+        The lexer already allows nothing but number literals in the list; this re-checks the
+        tree so that the whitelist holds on its own.
+        """
+        op_tokens = self.tr.tokens_between(node.left.end_col_offset or 0,
+                                           node.comparators[0].col_offset)
+        if len(node.ops) > 1:
+            start, end = self.tr.node_span(node)
+            for tok in self.tr.tokens:
+                if start <= tok.start < end and tok.text in _MEMBERSHIP:
+                    start, end = tok.start, tok.end
+                    break
+            raise _error(self.tr.source, start, end, "a membership test cannot be chained "
+                         "with other comparisons; add parentheses")
+        container = node.comparators[0]
+        word = op_tokens[0].text if op_tokens else "in"
+        if not isinstance(container, (ast.List, ast.Tuple)):
+            raise self.fail(container, f"the right side of {word!r} must be a literal list of "
+                            "numbers such as [1, 2]")
+        if not container.elts:
+            raise self.fail(container, f"empty list after {word!r}")
+        if len(container.elts) > MAX_LIST_ITEMS:
+            raise self.fail(container, f"the list after {word!r} has more than "
+                            f"{MAX_LIST_ITEMS} items")
+        for elt in container.elts:
+            if self._literal(elt) is None:
+                raise self.fail(elt, f"the list after {word!r} may only hold number literals")
+        # literals compile to constant closures; typing them like '==' operands keeps
+        # 'x in [0.9]' equal to 'x == 0.9' (compared in double, as ROOT does)
+        constants = (self.compile(elt, depth)({}) for elt in container.elts)
+        # drop repeats, keyed by type too: 1 and 1.0 are equal in Python but are not the
+        # same comparison on a 64-bit integer column
+        values = tuple({(type(c), c): c for c in constants}.values())
+        left = self.compile(node.left, depth)
+        if isinstance(node.ops[0], ast.NotIn):
+            return lambda env: np.logical_not(_isin(left(env), values))
+        return lambda env: _isin(left(env), values)
 
     def _BoolOp(self, node: ast.BoolOp, depth: int) -> _Fn:
         combine = np.logical_and if isinstance(node.op, ast.And) else np.logical_or
