@@ -190,3 +190,20 @@ def test_take_rows_equals_awkward_take_for_every_layout(tmp_path):
     assert table.schema.field("jag").nullable is False
     empty = take_rows(columns, np.zeros(0, np.int64))
     assert empty.num_rows == 0 and empty.schema.names == list(columns)
+
+
+def test_cone_index_orders_selected_elements_by_cone():
+    from taucoffea.algorithms.feature_stats import CONE_CODES, cone_index
+
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, 10_000).astype(np.int8)
+    mask = rng.random(10_000) < 0.3
+    for cones in (["inner", "outer"], ["outer", "inner"], ["outer"]):
+        for m in (None, mask):
+            idx, per_cone = cone_index(labels, m, cones)
+            keep = np.ones(labels.size, bool) if m is None else m
+            expected = [np.flatnonzero(keep & (labels == CONE_CODES[c])) for c in cones]
+            assert per_cone.tolist() == [e.size for e in expected]
+            np.testing.assert_array_equal(idx, np.concatenate(expected))
+    with pytest.raises(ValueError, match="mask"):
+        cone_index(labels, mask[:10], ["inner"])

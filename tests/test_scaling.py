@@ -63,14 +63,23 @@ TEST_CONFIG = {
         ],
         "GridGlobal": [{"tau_pt": ["tau_index >= 0", None, "normal"]}],
         "PfCand_electron": [{"ele_rel_pt": ["pfCand_particleType == 2", {"ele_rel_pt": "pfCand_pt/tau_pt"}, "normal", [-5, 5]]}],
-        "PfCand_muon": [{"mu_dz": ["pfCand_particleType == 3 && pfCand_hasTrackDetails == 1", {"mu_dz": "pfCand_dz"}, "normal",
-                                   {"inner": [-3, 3], "outer": [-4, 4]}]}],
+        "PfCand_muon": [
+            {"mu_dz": ["pfCand_particleType == 3 && pfCand_hasTrackDetails == 1", {"mu_dz": "pfCand_dz"}, "normal",
+                       {"inner": [-3, 3], "outer": [-4, 4]}]},
+            # a longer cut sharing the one above as its prefix (narrowed from its selection)
+            {"mu_ndof_dxy": ["pfCand_particleType == 3 && pfCand_hasTrackDetails == 1 && (pfCand_track_ndof > 0)",
+                             {"mu_ndof_dxy": "pfCand_dxy"}, "normal"]},
+        ],
         "PfCand_chHad": [
             {"ch_rel_pt": ["pfCand_particleType == 1", {"ch_rel_pt": "pfCand_pt/tau_pt"}, "normal", [-5, 5]]},
             {"ch_dphi": ["pfCand_particleType == 1", {"ch_dphi": "atan2(sin(pfCand_phi - tau_phi), cos(pfCand_phi - tau_phi))"},
                          "linear", {"inner": [-0.1, 0.1], "outer": [-0.5, 0.5]}]},
         ],
-        "PfCand_nHad": [{"nh_rel_pt": ["pfCand_particleType == 5", {"nh_rel_pt": "pfCand_pt/tau_pt"}, "normal"]}],
+        "PfCand_nHad": [
+            {"nh_rel_pt": ["pfCand_particleType == 5", {"nh_rel_pt": "pfCand_pt/tau_pt"}, "normal"]},
+            # an || at the top level: the cut is evaluated whole
+            {"nh_or": ["pfCand_particleType == 5 || pfCand_particleType in [4] && pfCand_pt > 2", {"nh_or": "pfCand_pt"}, "normal"]},
+        ],
         "PfCand_gamma": [{"ph_rel_pt": ["pfCand_particleType == 4", {"ph_rel_pt": "pfCand_pt/tau_pt"}, "normal"]}],
         "Electron": [
             {"ele_rel": [None, {"ele_rel": "ele_pt/tau_pt"}, "normal"]},
@@ -132,6 +141,9 @@ def _oracle_values(a: ak.Array) -> dict[tuple[str, str, str], np.ndarray]:
             out[(t, name, c)] = flat((a.pfCand_pt / tpt)[m & (ptype == code)])
     for c, m in pf.items():
         out[("PfCand_muon", "mu_dz", c)] = flat(a.pfCand_dz[m & (ptype == 3) & (a.pfCand_hasTrackDetails == 1)])
+        ndof = m & (ptype == 3) & (a.pfCand_hasTrackDetails == 1) & (a.pfCand_track_ndof > 0)
+        out[("PfCand_muon", "mu_ndof_dxy", c)] = flat(a.pfCand_dxy[ndof])
+        out[("PfCand_nHad", "nh_or", c)] = flat(a.pfCand_pt[m & ((ptype == 5) | ((ptype == 4) & (a.pfCand_pt > 2)))])
         d = np.arctan2(np.sin(a.pfCand_phi - tphi), np.cos(a.pfCand_phi - tphi))
         out[("PfCand_chHad", "ch_dphi", c)] = flat(d[m & (ptype == 1)])
     for t, prefix, extra in (("Electron", "ele", "ele_eSuperClusterOverP"), ("Muon", "muon", "muon_n_matches_DT_1")):

@@ -185,3 +185,21 @@ def test_parse_file_range():
     for bad in ("1", "a:b", [1], [2, 1], [True, 3], "-2:4"):
         with pytest.raises(ConfigError):
             parse_file_range(bad)
+
+
+@pytest.mark.parametrize(
+    ("cut", "terms"),
+    [
+        ("a > 1 && b < 2", ["a > 1", "b < 2"]),
+        ("a > 1 and (b < 2 || c) && d in [1, 2]", ["a > 1", "(b < 2 || c)", "d in [1, 2]"]),
+        ("a > 1 && b < 2 || c", ["a > 1 && b < 2 || c"]),  # || at the top: kept whole
+        ("(a && b) or c", ["(a && b) or c"]),
+        ("pfCand_pt > 1 && orbit_andx == 2", ["pfCand_pt > 1", "orbit_andx == 2"]),  # names, not words
+        ("!(a && b) && c", ["!(a && b)", "c"]),
+        ("x", ["x"]),
+    ],
+)
+def test_cut_terms_split_at_top_level_and_only(cut, terms):
+    from taucoffea.processors.scaling import _split_conjuncts
+
+    assert _split_conjuncts(cut) == terms

@@ -445,8 +445,8 @@ class QuantileHist:
         lo = np.floor(h).astype(np.int64)
         hi = np.minimum(lo + 1, n - 1)
         frac = h - lo
-        x_lo = self.order_statistics(lo)
-        x_hi = self.order_statistics(hi)
+        x = self.order_statistics(np.concatenate([lo, hi]))  # one sort of the bins for both
+        x_lo, x_hi = x[: lo.size], x[lo.size :]
         return x_lo + frac * (x_hi - x_lo)
 
     def summary(self) -> dict[str, Any]:

@@ -25,15 +25,16 @@ parquet (e.g. ``ShuffleMergeSpectral_<k>.parquet``).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import awkward as ak
 import numpy as np
 from coffea import processor
 
 from taucoffea.algorithms.feature_stats import (
-    CONE_CODES,
+    cone_index,
     cone_labels,
     segment_statistics,
 )
@@ -41,7 +42,7 @@ from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist
 from taucoffea.columns.arrow_rows import column_parts
 from taucoffea.columns.bulk import read_parquet_rows
 from taucoffea.columns.parquet import flat_column
-from taucoffea.columns.selection import CompiledExpression
+from taucoffea.columns.selection import CompiledExpression, Selection, compile_selection
 from taucoffea.errors import ConfigError, InputError, SelectionError
 from taucoffea.scaling.config import (
     QUANTILE_MODES,
@@ -139,8 +140,8 @@ class _Space:
                 f"but '{cones.eta}' has one value per tau in '{chunk.filename}'"
             )
         self._columns: dict[str, np.ndarray] = {}
-        self._selections: dict[str | None, tuple[np.ndarray | None, dict[str, slice]]] = {}
-        self._subsets: dict[tuple[str | None, str], np.ndarray] = {}
+        self._selections: dict[tuple[Any, ...], tuple[np.ndarray | None, dict[str, slice]]] = {}
+        self._subsets: dict[tuple[Any, ...], np.ndarray] = {}
 
     @property
     def jagged(self) -> bool:
@@ -170,59 +171,85 @@ class _Space:
                     f"{where}var type '{self.var_type}' has one entry per tau, but column '{name}' is a list "
                     f"in '{self.chunk.filename}'; give the type a list column in cone_selection.var_names"
                 )
-            if counts is not self.counts and not np.array_equal(counts, self.counts):
-                raise InputError(
-                    f"column '{name}' does not have the same list lengths as '{self.anchor}' "
-                    f"(var type '{self.var_type}') in '{self.chunk.filename}'"
-                )
+            same = ("same-lengths", self.anchor, name)
+            if counts is not self.counts and not self.chunk.shared.get(same):
+                if not np.array_equal(counts, self.counts):
+                    raise InputError(
+                        f"column '{name}' does not have the same list lengths as '{self.anchor}' "
+                        f"(var type '{self.var_type}') in '{self.chunk.filename}'"
+                    )
+                self.chunk.shared[same] = True
             values = self.chunk.flat(name)
         self._columns[name] = values
         return values
 
-    def _cone_masks(self) -> dict[str, np.ndarray]:
+    def _labels(self) -> np.ndarray:
         key = ("cones", self.cones.eta, self.cones.phi)
         shared = self.chunk.shared
         if key not in shared:
             assert self.cones.eta is not None and self.cones.phi is not None and self.counts is not None
             tau = [self.chunk.flat(c) for c in _TAU]
-            labels = cone_labels(self.counts, *tau, self.column(self.cones.eta), self.column(self.cones.phi),
-                                 self.cone_def)
-            shared[key] = {cone: labels == code for cone, code in CONE_CODES.items()}
+            shared[key] = cone_labels(self.counts, *tau, self.column(self.cones.eta), self.column(self.cones.phi),
+                                      self.cone_def)
         return shared[key]
 
-    def selection(self, feature: FeatureSpec, cut: CompiledExpression | None,
+    def selection(self, feature: FeatureSpec, cut: Sequence[_Conjunct],
                   aliases: Mapping[str, CompiledExpression]) -> tuple[np.ndarray | None, dict[str, slice]]:
-        """(element indices ordered by cone, or None for all; {cone: slice of those})."""
-        key = feature.cut
-        if key not in self._selections:
-            mask = None
-            if cut is not None:
-                mask = np.asarray(self.evaluate(cut, aliases, None, feature), dtype=bool)
-            if self.cones.is_global:
-                idx = None if mask is None else np.flatnonzero(mask)
-                n = self.size if idx is None else idx.size
-                self._selections[key] = (idx, {"global": slice(0, n)})
-            else:
-                masks = self._cone_masks()
-                parts, slices, start = [], {}, 0
-                for cone in self.cones.cones:
-                    part = np.flatnonzero(masks[cone] if mask is None else (masks[cone] & mask))
-                    parts.append(part)
-                    slices[cone] = slice(start, start + part.size)
-                    start += part.size
-                idx = parts[0] if len(parts) == 1 else np.concatenate(parts)
-                self._selections[key] = (idx, slices)
-        return self._selections[key]
+        """(element indices ordered by cone, or None for all; {cone: slice of those}).
+
+        A cut ``a && b && c`` is the selection of ``a && b`` narrowed by ``c``, evaluated on
+        the elements ``a && b`` kept only: cuts sharing a prefix (all PF electrons, those with
+        track details, …) share its work, and later terms see few elements.
+        """
+        key = tuple(part.key for part in cut)
+        if key in self._selections:
+            return self._selections[key]
+        if not cut:
+            result = self._narrow(None)
+        elif len(cut) == 1:
+            mask = self._mask(cut[0], aliases, None, (), feature)
+            result = self._narrow(mask)
+        else:
+            parent_idx, parent_slices = self.selection(feature, cut[:-1], aliases)
+            mask = self._mask(cut[-1], aliases, parent_idx, key[:-1], feature)
+            idx = np.flatnonzero(mask) if parent_idx is None else parent_idx[mask]
+            slices, start = {}, 0
+            for cone, part in parent_slices.items():
+                n = int(np.count_nonzero(mask[part]))
+                slices[cone] = slice(start, start + n)
+                start += n
+            result = (idx, slices)
+        self._selections[key] = result
+        return result
+
+    def _mask(self, part: _Conjunct, aliases: Mapping[str, CompiledExpression], idx: np.ndarray | None,
+              key: tuple[Any, ...], feature: FeatureSpec) -> np.ndarray:
+        mask = np.asarray(self.evaluate(part.selection, aliases, idx, feature, key), dtype=bool)
+        n = self.size if idx is None else idx.size
+        return mask if mask.shape == (n,) else np.broadcast_to(mask, (n,)).copy()
+
+    def _narrow(self, mask: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, slice]]:
+        """The selection of all elements in the type's cones (and in ``mask`` if given)."""
+        if self.cones.is_global:
+            sel = None if mask is None else np.flatnonzero(mask)
+            return sel, {"global": slice(0, self.size if sel is None else sel.size)}
+        sel, per_cone = cone_index(self._labels(), mask, self.cones.cones)
+        slices, start = {}, 0
+        for cone, n in zip(self.cones.cones, per_cone.tolist(), strict=True):
+            slices[cone] = slice(start, start + n)
+            start += n
+        return sel, slices
 
     def evaluate(self, expr: CompiledExpression, aliases: Mapping[str, CompiledExpression],
-                 idx: np.ndarray | None, feature: FeatureSpec) -> np.ndarray:
-        """Evaluate ``expr`` on the elements ``idx`` (all if None), resolving aliases."""
+                 idx: np.ndarray | None, feature: FeatureSpec, key: tuple[Any, ...]) -> np.ndarray:
+        """Evaluate ``expr`` on the elements ``idx`` (all if None; ``key`` names that
+        selection for the column cache), resolving aliases."""
         env: dict[str, Any] = {}
         for name in expr.columns:
             if name in aliases and aliases[name] is not expr:
-                env[name] = self.evaluate(aliases[name], aliases, idx, feature)
+                env[name] = self.evaluate(aliases[name], aliases, idx, feature, key)
             else:
-                env[name] = self._subset(name, idx, feature)
+                env[name] = self._subset(name, idx, feature, key)
         try:
             values = expr(env)
         except SelectionError as err:
@@ -231,14 +258,64 @@ class _Space:
             ) from None
         return np.asarray(values)
 
-    def _subset(self, name: str, idx: np.ndarray | None, feature: FeatureSpec) -> np.ndarray:
+    def _subset(self, name: str, idx: np.ndarray | None, feature: FeatureSpec, key: tuple[Any, ...]) -> np.ndarray:
         values = self.column(name, feature)
         if idx is None:
             return values
-        key = (feature.cut, name)
-        if key not in self._subsets:
-            self._subsets[key] = values[idx]
-        return self._subsets[key]
+        cache_key = (key, name)
+        if cache_key not in self._subsets:
+            self._subsets[cache_key] = np.take(values, idx)  # ~1.4× faster than values[idx]
+        return self._subsets[cache_key]
+
+
+class _Conjunct(NamedTuple):
+    """One top-level ``&&`` term of a cut; ``key`` identifies it with the aliases it reads."""
+
+    key: tuple[Any, ...]
+    selection: Selection
+
+
+_CUT_TOKENS = re.compile(r"&&|\|\||\band\b|\bor\b|[()\[\]]")
+
+
+def _split_conjuncts(text: str) -> list[str]:
+    """The top-level ``&&`` / ``and`` terms of a valid cut (the cut itself when an ``||`` /
+    ``or`` sits at the top level). ``&&`` binds looser than every operator but ``||``, so the
+    terms of a valid cut are valid cuts whose conjunction is the cut."""
+    depth, start, parts = 0, 0, []
+    for match in _CUT_TOKENS.finditer(text):
+        token = match.group()
+        if token in ("(", "["):
+            depth += 1
+        elif token in (")", "]"):
+            depth -= 1
+        elif depth == 0:
+            if token in ("||", "or"):
+                return [text.strip()]
+            parts.append(text[start : match.start()].strip())
+            start = match.end()
+    parts.append(text[start:].strip())
+    return parts
+
+
+def _conjuncts(cut: Selection | None, text: str | None, aliases: Mapping[str, CompiledExpression],
+               sources: Mapping[str, str]) -> tuple[_Conjunct, ...]:
+    if cut is None or text is None:
+        return ()
+    try:
+        parts = [(t, compile_selection(t)) for t in _split_conjuncts(text)]
+    except SelectionError:  # not expected for a valid cut; then the cut stays whole
+        parts = [(text, cut)]
+    out = []
+    for t, sel in parts:
+        used, todo = set(), list(sel.columns)
+        while todo:  # the aliases the term reads, transitively: they are part of its meaning
+            name = todo.pop()
+            if name in aliases and name not in used:
+                used.add(name)
+                todo.extend(aliases[name].columns)
+        out.append(_Conjunct((t, tuple(sorted((n, sources[n]) for n in used))), sel))
+    return tuple(out)
 
 
 class ScalingProcessor(processor.ProcessorABC):
@@ -275,7 +352,12 @@ class ScalingProcessor(processor.ProcessorABC):
 
     def _compile(self) -> dict[tuple[str, str], Any]:
         if self._compiled is None:
-            self._compiled = {(t, f.name): f.compiled() for t, feats in self._features.items() for f in feats}
+            compiled = {}
+            for t, feats in self._features.items():
+                for f in feats:
+                    value, cut, aliases = f.compiled()
+                    compiled[(t, f.name)] = (value, _conjuncts(cut, f.cut, aliases, f.alias_map), aliases)
+            self._compiled = compiled
         return self._compiled
 
     @property
@@ -306,7 +388,8 @@ class ScalingProcessor(processor.ProcessorABC):
                     values = space.column(feature.name, feature)
                 else:
                     n_sel = space.size if idx is None else idx.size
-                    values = np.asarray(space.evaluate(value, aliases, idx, feature))
+                    key = tuple(part.key for part in cut)
+                    values = np.asarray(space.evaluate(value, aliases, idx, feature, key))
                     if values.shape != (n_sel,):  # a constant expression
                         values = np.broadcast_to(values, (n_sel,)).copy()
                     idx = None
