@@ -6,6 +6,8 @@
 * corrupt / truncated / empty / branch-less inputs and a file deleted mid-run → skipped and
   listed in the run report, or one clean :class:`InputError` naming the file, never a partial
   output;
+* a row-writing stage failing midway → its hidden parts folder (and shuffle & merge's new
+  ``acceptance/``) removed, unless checkpointing: then the parts stay and the rerun resumes;
 * a full disk (tiny tmpfs, or ``RLIMIT_FSIZE``) → one clear error, no half-written file.
 
 See ``docs/reliability.md`` for what each drill proves and what is not covered.
@@ -22,6 +24,8 @@ import sys
 import textwrap
 import threading
 import time
+import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +34,12 @@ import numpy as np
 import psutil
 import pytest
 from conftest import write_mini_tautuple
+from test_adv_mix import EDGES as MIX_EDGES
+from test_adv_mix import inputs as mix_inputs  # noqa: F401 - the mix drill's input fixture
 
 from taucoffea.errors import InputError, TaucoffeaError
 from taucoffea.execution.config import ExecutorConfig
+from taucoffea.execution.session import ExecutionSession
 from taucoffea.processors.spectra import SpectrumProcessor
 from taucoffea.stages.spectra import run_spectra
 
@@ -448,6 +455,7 @@ def test_file_vanishing_during_a_row_writing_stage(tmp_path: Path, monkeypatch: 
     with pytest.raises(InputError, match=bad.name):
         run_skim(tmp_path / "in", tmp_path / "fail", sel="tau_pt > 30", executor=_iterative(), chunksize=150)
     assert not list((tmp_path / "fail").glob("D/*.parquet")) and not _tmp_leftovers(tmp_path / "fail")
+    assert not _parts_dirs(tmp_path / "fail")  # no checkpoints: nothing could resume from the parts
 
     bad.write_bytes(keep)
     with pytest.warns(UserWarning, match=bad.name):
@@ -500,7 +508,171 @@ def test_event_drop_skips_a_corrupt_first_file_and_reports_it(tmp_path: Path) ->
 
 
 # ------------------------------------------------------------------------------------------
-# 4. the output disk is full
+# 4. what a row-writing stage that fails midway leaves behind
+
+Stage = Callable[..., Any]
+
+
+def _parts_dirs(out: Path) -> list[str]:
+    """The hidden parts folders in a stage's output (``.parts*``, predict's ``.predict_parts``)."""
+    return sorted(p.name for p in out.glob(".*parts*")) if out.exists() else []
+
+
+def _parts_files(out: Path) -> int:
+    return sum(1 for d in out.glob(".*parts*") for p in d.rglob("*") if p.is_file()) if out.exists() else 0
+
+
+def _row_outputs(out: Path) -> dict[str, bytes]:
+    """The stage's row outputs: parquet files outside its hidden folders."""
+    return {k: v for k, v in _files(out).items() if k.endswith(".parquet") and not k.startswith(".")}
+
+
+class _FailSecondChunk:
+    """Wraps ``cls.process``: records the chunks it completes and, when armed, fails the run's
+    second chunk with an :class:`InputError` — after the first one wrote its part (and, with
+    checkpointing, its checkpoint), so the failed run has something to leave behind."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, cls: type) -> None:
+        self.armed, self.out, self.done, self.parts_at_failure = False, Path(), [], 0
+        original = cls.process
+
+        def process(proc: Any, events: Any) -> Any:
+            m = events.metadata
+            key = f"{m['dataset']}~{Path(m['filename']).name}~{m['entrystart']}-{m['entrystop']}"
+            if self.armed and self.done:
+                self.parts_at_failure = _parts_files(self.out)
+                raise InputError(f"injected failure in chunk {key}")
+            result = original(proc, events)
+            self.done.append(key)
+            return result
+
+        monkeypatch.setattr(cls, "process", process)
+
+    def start(self, out: Path, *, armed: bool) -> None:
+        self.armed, self.out, self.done, self.parts_at_failure = armed, out, [], 0
+
+
+def _skim_stage(tmp: Path, request: pytest.FixtureRequest) -> tuple[Stage, type]:
+    from taucoffea.processors.skim import SkimProcessor
+    from taucoffea.stages.skim import run_skim
+
+    _write_inputs(tmp / "in")
+    return lambda out, cfg, **kw: run_skim(tmp / "in", out, sel="tau_pt > 30", executor=cfg, chunksize=300, **kw), SkimProcessor
+
+
+def _event_drop_stage(tmp: Path, request: pytest.FixtureRequest) -> tuple[Stage, type]:
+    from taucoffea.processors.event_drop import EventDropProcessor
+    from taucoffea.stages.event_drop import run_event_drop
+    from taucoffea.stages.skim import run_skim
+
+    _write_inputs(tmp / "in")
+    run_skim(tmp / "in", tmp / "skim", sel="tau_pt > 0", executor=_iterative())
+    edges = [20.0, 40.0, 60.0, 100.0, 1000.0]
+    return (lambda out, cfg, **kw: run_event_drop(tmp / "skim", out, target="dataset:A", pt_edges=edges, executor=cfg,
+                                                  chunksize=300, **kw)), EventDropProcessor
+
+
+def _mix_stage(tmp: Path, request: pytest.FixtureRequest) -> tuple[Stage, type]:
+    from taucoffea.processors.mix import MixProcessor
+    from taucoffea.stages.mix import run_mix
+
+    inputs = request.getfixturevalue("mix_inputs")
+    weights = inputs / "weights" / "adversarial_weights.json"
+    return (lambda out, cfg, **kw: run_mix(inputs / "drop", out, weights=weights, pt_edges=MIX_EDGES, executor=cfg,
+                                           chunksize=30, **kw)), MixProcessor
+
+
+def _shuffle_merge_stage(tmp: Path, request: pytest.FixtureRequest) -> tuple[Stage, type]:
+    from taucoffea.processors.sampling import SamplingProcessor
+    from taucoffea.stages.shuffle_merge import run_shuffle_merge
+
+    _write_inputs(tmp / "in")
+    (tmp / "groups.yaml").write_text(_GROUPS)
+    run_spectra(tmp / "in", tmp / "spec", executor=_iterative())
+    return (lambda out, cfg, **kw: run_shuffle_merge(
+        tmp / "groups.yaml", tmp / "in", tmp / "spec", out, pt_bins="20, 30, 40, 60, 100", eta_bins="0, 1.2, 2.4",
+        tau_ratio="e:1, mu:2, tau:1, jet:1", n_files=2, seed=42, executor=cfg, chunksize=300, **kw)), SamplingProcessor
+
+
+def _predict_stage(tmp: Path, request: pytest.FixtureRequest) -> tuple[Stage, type]:
+    """Predict with the model stubbed out: the drill is about the stage's parts, not Keras."""
+    import taucoffea.ml.predict as ml_predict
+    import taucoffea.stages.predict as predict_stage
+    from taucoffea.processors.predict import PredictProcessor
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    run_dir = tmp / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("{}\n")
+    (run_dir / "model.keras").write_bytes(b"stub")
+    monkeypatch.setattr(predict_stage, "_branches", lambda *_: ["tau_pt"])
+    monkeypatch.setattr(ml_predict, "load_trained", lambda *_: types.SimpleNamespace(columns=["tau_pt"]))
+    monkeypatch.setattr(ml_predict, "prediction_columns",
+                        lambda trained, data, **_: {"node_tau": np.asarray(data["tau_pt"], np.float32) / 100})
+    for i in range(2):
+        _spectra_parquet(tmp / "in" / "D" / f"f{i}.parquet", 900, seed=300 + i)
+    return (lambda out, cfg, **kw: predict_stage.run_predict(run_dir, tmp / "in", out, executor=cfg, chunksize=300,
+                                                             **kw)), PredictProcessor
+
+
+ROW_WRITING_STAGES = {"skim": _skim_stage, "event-drop": _event_drop_stage, "mix": _mix_stage,
+                      "shuffle-merge": _shuffle_merge_stage, "predict": _predict_stage}
+
+
+@pytest.mark.parametrize("stage", sorted(ROW_WRITING_STAGES))
+def test_failed_row_writing_stage_removes_its_parts_unless_they_serve_a_resume(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    """Without checkpointing nothing can resume from a failed run's parts: they must go. With
+    checkpointing they must stay — the finished chunks' checkpoints point into them — and the
+    rerun takes those chunks from there instead of processing them again."""
+    run, cls = ROW_WRITING_STAGES[stage](tmp_path, request)
+    fault = _FailSecondChunk(monkeypatch, cls)
+    fault.start(tmp_path / "reference", armed=False)
+    run(tmp_path / "reference", _iterative())
+    everything = fault.done
+
+    plain = tmp_path / "plain"
+    fault.start(plain, armed=True)
+    with pytest.raises(InputError, match="injected failure in chunk"):
+        run(plain, _iterative())
+    assert fault.parts_at_failure > 0, "the drill failed the run before any part was written"
+    assert _parts_dirs(plain) == [] and not _row_outputs(plain) and not _tmp_leftovers(plain)
+    assert not (plain / "acceptance").exists()  # shuffle & merge: output of a run that did not finish
+
+    resumed, cfg = tmp_path / "resumed", _iterative(checkpoint_dir=str(tmp_path / "ckpt"))
+    fault.start(resumed, armed=True)
+    with pytest.raises(InputError, match="injected failure in chunk"):
+        run(resumed, cfg)
+    finished = fault.done
+    assert finished and _parts_files(resumed) >= fault.parts_at_failure > 0
+    assert not (resumed / "acceptance").exists()  # recomputed by the rerun, nothing resumes from it
+    fault.start(resumed, armed=False)
+    with ExecutionSession(cfg) as session:  # as in a pipeline: the session's checkpoint_dir counts
+        run(resumed, None, session=session)
+    assert not set(finished) & set(fault.done), "a chunk finished before the failure was processed again"
+    assert sorted(finished + fault.done) == sorted(everything)
+    assert _parts_dirs(resumed), "parts named by checkpoints must survive a finished run too"
+    produced = _row_outputs(resumed)
+    assert produced and produced == _row_outputs(tmp_path / "reference")
+
+
+def test_failed_shuffle_merge_keeps_an_acceptance_folder_it_did_not_create(
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the folder a failed run created is removed: an earlier run's stays."""
+    run, cls = _shuffle_merge_stage(tmp_path, request)
+    run(tmp_path / "out", _iterative())
+    fault = _FailSecondChunk(monkeypatch, cls)
+    fault.start(tmp_path / "out", armed=True)
+    with pytest.raises(InputError, match="injected failure in chunk"):
+        run(tmp_path / "out", _iterative(), overwrite=True)
+    assert (tmp_path / "out" / "acceptance" / "acceptance.json").exists()
+    assert not _parts_dirs(tmp_path / "out")
+
+
+# ------------------------------------------------------------------------------------------
+# 5. the output disk is full
 
 
 @pytest.fixture

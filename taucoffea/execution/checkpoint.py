@@ -8,10 +8,12 @@ the stage's configuration and the package version, and writes each chunk atomica
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from coffea.processor import CheckpointerABC
 from taucoffea import __version__
 from taucoffea.columns.atomic import atomic_path
 
-__all__ = ["StageCheckpointer", "chunk_key", "clear_parts", "config_hash"]
+__all__ = ["StageCheckpointer", "chunk_key", "clear_parts", "config_hash", "stage_parts"]
 
 
 def config_hash(stage: str, config: Mapping[str, Any]) -> str:
@@ -82,7 +84,24 @@ def clear_parts(parts_dir: str | os.PathLike[str], checkpointing: bool) -> None:
     chunk identities, so a re-processed chunk overwrites its own part and stale ones are never
     read (only parts named by this run's accumulator are merged).
     """
-    import shutil
-
     if not checkpointing:
         shutil.rmtree(parts_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def stage_parts(parts_dir: str | os.PathLike[str], checkpointing: bool) -> Iterator[Path]:
+    """The parts folder of one run of a row-writing stage, for the ``with`` block that fills
+    and merges it.
+
+    Without checkpointing, stale parts are cleared on entry and the folder is removed on exit —
+    after the merge, and also when the block fails or is interrupted: nothing can resume from
+    parts that no checkpoint names, so a failed run must not leave them behind. With
+    checkpointing the folder stays either way, because the checkpoints of the chunks finished
+    before the failure point into it and the rerun takes their rows from there (see
+    :func:`clear_parts`). The block's exception propagates unchanged.
+    """
+    clear_parts(parts_dir, checkpointing)
+    try:
+        yield Path(parts_dir)
+    finally:
+        clear_parts(parts_dir, checkpointing)

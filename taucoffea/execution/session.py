@@ -13,16 +13,16 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 from coffea import processor
 
-from taucoffea.execution.config import ExecutorConfig
 from taucoffea.errors import ConfigError
+from taucoffea.execution.config import ExecutorConfig, load_executor_config
 
-__all__ = ["ExecutionSession", "in_session", "parsl_config"]
+__all__ = ["ExecutionSession", "in_session", "parsl_config", "resolve_executor"]
 
 
 def _worker_env_init(extra: str) -> str:
@@ -229,3 +229,20 @@ def in_session(session: ExecutionSession | None, cfg: ExecutorConfig, func: Call
         return func(session)
     with ExecutionSession(cfg) as own:
         return func(own)
+
+
+def resolve_executor(
+    executor: ExecutorConfig | str | os.PathLike[str] | Mapping[str, Any] | None,
+    session: ExecutionSession | None = None,
+) -> ExecutorConfig:
+    """The executor configuration that actually runs a stage.
+
+    Inside a caller's ``session`` (a pipeline) the session's configuration runs the chunks —
+    its ``checkpoint_dir`` and ``skip_bad_files`` are the ones that count — so a stage must
+    read those, not its own ``executor`` argument. Alone, the stage opens a session from
+    ``executor`` (an :class:`ExecutorConfig`, or anything :func:`load_executor_config` takes).
+    ``executor`` is loaded in both cases, so a wrong executor spec is an error even when a
+    session makes it unused.
+    """
+    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    return session.cfg if session is not None else cfg

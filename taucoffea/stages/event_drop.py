@@ -34,10 +34,10 @@ from taucoffea.algorithms.event_drop import (
 from taucoffea.columns.atomic import atomic_path, write_text_atomic
 from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError
-from taucoffea.execution.checkpoint import clear_parts
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.checkpoint import stage_parts
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import BadFile, RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.processors.event_drop import EventDropProcessor, PtHistogramProcessor
 from taucoffea.stages.skim import clear_outputs, columns_of
 
@@ -138,9 +138,8 @@ def run_event_drop(
         if missing:
             raise InputError(f"event drop: dataset(s) {missing} not found in the input; found {sorted(fileset)}")
         fileset = {ds: f for ds, f in fileset.items() if ds in set(datasets)}
-    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-    run_cfg = session.cfg if session is not None else cfg
-    counts, unreadable = entry_counts(fileset, tree, skip_bad=run_cfg.skip_bad_files)
+    cfg = resolve_executor(executor, session)
+    counts, unreadable = entry_counts(fileset, tree, skip_bad=cfg.skip_bad_files)
     fileset = {ds: kept for ds, files in fileset.items() if (kept := [f for f in files if f in counts])}
     if not fileset:
         raise InputError("event drop: no readable input files")
@@ -151,10 +150,11 @@ def run_event_drop(
     out = Path(output)
     for ds in fileset:
         clear_outputs(out / ds, overwrite, "event drop")
-    checkpointing = bool(run_cfg.checkpoint_dir)
+    checkpointing = bool(cfg.checkpoint_dir)
+    parts_dir = out / ".parts-event-drop"
     base_config = {"edges": edges.tolist(), "limits": limits, "files": fileset, "pt": pt_column}
 
-    def _run(s: ExecutionSession) -> tuple[dict[str, Any], RunReport, dict[str, KeepProbabilities], dict[str, np.ndarray], str]:
+    def _run(s: ExecutionSession) -> tuple[dict[str, Any], RunReport, dict[str, KeepProbabilities], dict[str, np.ndarray]]:
         acc1, _ = run_processor(
             s, PtHistogramProcessor(edges, limits=limits, pt_column=pt_column), fileset, treename=tree,
             stage="event-drop-observed", stage_config=base_config, branches={pt_column}, chunksize=chunksize,
@@ -174,8 +174,6 @@ def run_event_drop(
         with atomic_path(keep_path, overwrite=True) as tmp:
             tmp.write_text(keep_json)
             _read_back(tmp, keep)
-        parts_dir = out / ".parts-event-drop"
-        clear_parts(parts_dir, checkpointing)
         proc = EventDropProcessor(
             keep_path.read_text(), edges, parts_dir, seed=seed, limits=limits,
             include=include_columns, exclude=exclude_columns, pt_column=pt_column,
@@ -186,27 +184,28 @@ def run_event_drop(
             s, proc, fileset, treename=tree, stage="event-drop", stage_config=stage_config,
             branches={pt_column}, chunksize=chunksize,
         )
-        return acc2 or {}, report, keep, targets, str(parts_dir)
-
-    acc, report, keep, targets, parts_dir = in_session(session, cfg, _run)
-    report.bad_files[:0] = [BadFile(*bad) for bad in unreadable]
+        return acc2 or {}, report, keep, targets
 
     outputs: dict[str, list[Path]] = {}
+    with stage_parts(parts_dir, checkpointing):
+        acc, report, keep, targets = in_session(session, cfg, _run)
+        report.bad_files[:0] = [BadFile(*bad) for bad in unreadable]
+        for ds, files in fileset.items():
+            stems = output_stems(files)
+            outputs[ds] = []
+            for f in files:
+                file_parts = [p for p in acc.get("parts", {}).get(ds, {}).get(os.path.abspath(f), []) if p[1]]
+                if file_parts:
+                    target_path = out / ds / f"{stems[f]}.parquet"
+                    merge_file_parts(file_parts, target_path, overwrite=True)
+                    outputs[ds].append(target_path)
+
     observed2 = {ds: np.asarray(h.values(), float) for ds, h in acc.get("observed", {}).items()}
     kept = {ds: np.asarray(h.values(), float) for ds, h in acc.get("kept", {}).items()}
     tests: dict[str, dict[str, float]] = {}
-    for ds, files in fileset.items():
-        stems = output_stems(files)
-        outputs[ds] = []
-        for f in files:
-            file_parts = [p for p in acc.get("parts", {}).get(ds, {}).get(os.path.abspath(f), []) if p[1]]
-            if file_parts:
-                target_path = out / ds / f"{stems[f]}.parquet"
-                merge_file_parts(file_parts, target_path, overwrite=True)
-                outputs[ds].append(target_path)
+    for ds in fileset:
         kept.setdefault(ds, np.zeros(edges.size - 1))
         tests[ds] = kept_shape_test(observed2.get(ds, np.zeros(edges.size - 1)), kept[ds], keep[ds])
-    clear_parts(parts_dir, checkpointing)
     report_data = {
         "edges": edges.tolist(), "seed": seed, "n_tau": n_tau if not isinstance(n_tau, Mapping) else dict(n_tau),
         "datasets": {

@@ -33,10 +33,10 @@ from taucoffea.algorithms.reweight import WEIGHT_CORRECTION
 from taucoffea.columns.atomic import check_output, write_text_atomic
 from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError
-from taucoffea.execution.checkpoint import clear_parts
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.checkpoint import stage_parts
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import BadFile, RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.processors.mix import ADDED_COLUMNS, POSITION, MixProcessor
 from taucoffea.stages.reweight import REPORT_FILE, contribution_fileset
 
@@ -172,9 +172,8 @@ def run_mix(
     weights_json = _load_weights(weights_path, cfg)
     _check_composition(weights_path, cfg)
     fileset, tree = contribution_fileset(input_path, cfg, treename=treename)
-    exec_cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-    run_cfg = session.cfg if session is not None else exec_cfg
-    counts, unreadable = entry_counts(fileset, tree, skip_bad=run_cfg.skip_bad_files)
+    exec_cfg = resolve_executor(executor, session)
+    counts, unreadable = entry_counts(fileset, tree, skip_bad=exec_cfg.skip_bad_files)
     fileset = {n: [f for f in files if f in counts] for n, files in fileset.items()}
     available = {n: sum(counts[f] for f in files) for n, files in fileset.items()}
     plan = plan_mix(available, cfg.composition(), n_trainval=n_trainval, n_eval=n_eval)
@@ -189,9 +188,8 @@ def run_mix(
                 used.setdefault(n, []).append(f)
             start += counts[f]
     columns = mix_columns(used, tree, include_columns, exclude_columns)
-    checkpointing = bool(run_cfg.checkpoint_dir)
+    checkpointing = bool(exec_cfg.checkpoint_dir)
     parts_dir = out / ".parts-mix"
-    clear_parts(parts_dir, checkpointing)
     proc = MixProcessor(
         plan, offsets, weights_json, parts_dir, seed=seed, columns=columns,
         dataset_ids={c.name: c.dataset_id for c in cfg.contributions},
@@ -217,9 +215,9 @@ def run_mix(
         return acc, report, merged
 
     out.mkdir(parents=True, exist_ok=True)
-    acc, report, merged = in_session(session, exec_cfg, _run)
+    with stage_parts(parts_dir, checkpointing):
+        acc, report, merged = in_session(session, exec_cfg, _run)
     report.bad_files[:0] = [BadFile(*bad) for bad in unreadable]
-    clear_parts(parts_dir, checkpointing)
     edges = check_edges(pt_edges)
     closure = {}
     for o in OUTPUTS:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,10 @@ import awkward as ak
 from taucoffea.columns.atomic import check_output, write_text_atomic
 from taucoffea.columns.discovery import discover_fileset
 from taucoffea.errors import ConfigError, InputError
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.checkpoint import stage_parts
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.processors.predict import PredictProcessor
 
 __all__ = ["FILEMAP_NAME", "PredictResult", "prediction_path", "run_predict"]
@@ -107,7 +107,7 @@ def run_predict(
     fileset, fmt = _detect_format(input_path, fmt)
     out = Path(output)
     targets = {f: check_output(prediction_path(out, ds, f), overwrite) for ds, files in fileset.items() for f in files}
-    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    cfg = resolve_executor(executor, session)
     parts_dir = out / _PARTS
     proc = PredictProcessor(run, parts_dir, fmt=fmt, batch_size=batch_size, adversarial=adversarial, model_file=model_file)
     stage_config = {"run": str(run), "model": _model_digest(run, model_file), "fmt": fmt, "files": fileset,
@@ -118,24 +118,23 @@ def run_predict(
         return run_processor(s, proc, fileset, treename=None if fmt == "parquet" else "taus", stage="predict",
                              stage_config=stage_config, branches=branches, chunksize=chunksize)
 
-    acc, report = in_session(session, cfg, _run)
-    acc = acc or {}
     outputs, filemap, rows = [], {}, {}
-    parts = acc.get("parts", {})
-    for ds, files in fileset.items():
-        for f in files:
-            pieces = parts.get(ds, {}).get(os.path.abspath(f))
-            if pieces is None:
-                continue  # skipped as a bad file (reported)
-            target = targets[f]
-            _concatenate(pieces, target, f)
-            outputs.append(target)
-            filemap[str(target.resolve())] = os.path.abspath(f)
-        rows[ds] = int(acc.get("rows", {}).get(ds, 0))
+    with stage_parts(parts_dir, bool(cfg.checkpoint_dir)):
+        acc, report = in_session(session, cfg, _run)
+        acc = acc or {}
+        parts = acc.get("parts", {})
+        for ds, files in fileset.items():
+            for f in files:
+                pieces = parts.get(ds, {}).get(os.path.abspath(f))
+                if pieces is None:
+                    continue  # skipped as a bad file (reported)
+                target = targets[f]
+                _concatenate(pieces, target, f)
+                outputs.append(target)
+                filemap[str(target.resolve())] = os.path.abspath(f)
+            rows[ds] = int(acc.get("rows", {}).get(ds, 0))
     _merge_filemap(out / FILEMAP_NAME, filemap)
     report.write(out / "predict_report.json")
-    if not cfg.checkpoint_dir:
-        shutil.rmtree(parts_dir, ignore_errors=True)
     return PredictResult(outputs, filemap, rows, report, [b.path for b in report.bad_files])
 
 

@@ -31,9 +31,9 @@ from taucoffea.algorithms.event_drop import DEFAULT_PT_EDGES, check_edges, rebin
 from taucoffea.algorithms.reweight import WEIGHT_CORRECTION, PtWeights, compute_pt_weights, to_correctionlib
 from taucoffea.columns.atomic import atomic_path, check_output, write_text_atomic
 from taucoffea.errors import InputError, TaucoffeaError
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import RunReport
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.processors.event_drop import PtHistogramProcessor
 
 __all__ = ["REPORT_FILE", "WEIGHTS_FILE", "WEIGHTS_ROOT", "ReweightResult", "contribution_fileset", "run_reweight"]
@@ -95,7 +95,7 @@ def run_reweight(
     for name in (WEIGHTS_FILE, WEIGHTS_ROOT, REPORT_FILE):
         check_output(out / name, overwrite)
     fileset, tree = contribution_fileset(input_path, cfg, treename=treename)
-    exec_cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    exec_cfg = resolve_executor(executor, session)
     proc = PtHistogramProcessor(edges, pt_column=pt_column)
 
     def _run(s: ExecutionSession) -> tuple[Any, RunReport]:

@@ -37,9 +37,9 @@ from taucoffea.algorithms.scaling import Moments, QuantileHist, parameter_entry,
 from taucoffea.columns.atomic import atomic_path, write_text_atomic
 from taucoffea.columns.discovery import discover_fileset
 from taucoffea.errors import ConfigError, InputError, OutputExistsError, TaucoffeaError
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.processors.scaling import ScalingProcessor
 from taucoffea.scaling.config import FeatureConfig, load_feature_config, parse_file_range
 
@@ -555,7 +555,7 @@ def run_scaling(
             raise InputError(f"file_range {a}:{b} selects no files")
     if output is not None:
         check_outputs(output, version, overwrite)
-    exec_cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    exec_cfg = resolve_executor(executor, session)
     proc = ScalingProcessor(cfg, var_types=var_types, quantiles=mode)
     treename = None if fmt == "parquet" else (cfg.setup.tree_name or "taus")
     stage_config = {

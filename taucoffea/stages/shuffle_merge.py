@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Collection, Sequence
+import shutil
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,6 @@ from taucoffea.algorithms.acceptance import (
     format_expected_table,
     write_acceptance,
 )
-from taucoffea.execution.checkpoint import clear_parts
 from taucoffea.algorithms.buckets import key_threshold, merge_bucket
 from taucoffea.algorithms.rebin import parse_bin_edges
 from taucoffea.algorithms.spectra import read_spectra
@@ -36,9 +37,10 @@ from taucoffea.columns.atomic import write_text_atomic
 from taucoffea.columns.table import GEN_MATCH_COLUMNS, treename_for
 from taucoffea.datagroups import match_files, read_datagroups
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.checkpoint import stage_parts
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.physics.dataset_hash import std_hash
 from taucoffea.physics.tautypes import TAU_TYPE_NAMES
 from taucoffea.processors.sampling import SORT_KEY, SamplingProcessor
@@ -135,71 +137,90 @@ def run_shuffle_merge(
     )
     print(format_expected_table(table))
     out.mkdir(parents=True, exist_ok=True)
-    write_acceptance(table, out / "acceptance", overwrite=True)
+    acceptance_dir = out / "acceptance"
+    with _removed_on_failure(acceptance_dir):
+        write_acceptance(table, acceptance_dir, overwrite=True)
 
-    fileset: dict[str, list[str]] = {}
-    file_groups: dict[str, str] = {}
-    for group, files in matched.items():
-        for ds, path in files:
-            fileset.setdefault(ds, []).append(os.path.abspath(path))
-            file_groups[os.path.abspath(path)] = group
-    parts_dir = out / ".parts"
-    cfg_exec = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-    checkpointing = bool((session.cfg if session is not None else cfg_exec).checkpoint_dir)
-    clear_parts(parts_dir, checkpointing)  # kept when checkpoints may point into it (resume)
-    proc = SamplingProcessor(
-        table, file_groups, parts_dir, seed=seed, n_buckets=n_files, parity=parity,
-        include=include_columns, exclude=exclude_columns, fmt=fmt,
-    )
-    stage_config = {
-        "cfg": Path(cfg).read_text(), "pt": pt.tolist(), "eta": eta.tolist(), "ratio": tau_ratio, "seed": seed,
-        "K": n_files, "parity": parity, "takeall": lastbin_takeall, "disbalance": lastbin_disbalance,
-        "emptybin": enable_emptybin, "include": include_columns, "exclude": exclude_columns, "files": fileset,
-        "parts": str(parts_dir.resolve()),
-    }
-
-    def _run(s: ExecutionSession) -> tuple[Any, RunReport, list[tuple[str, int]]]:
-        acc, report = run_processor(
-            s, proc, fileset, treename=treename_for(fmt), stage="shuffle-merge", stage_config=stage_config,
-            branches=set(GEN_MATCH_COLUMNS) | {"evt"} if fmt == "tautuple" else {"tau_pt", "tau_eta"},
-            chunksize=chunksize, read_only_branches=fmt == "tautuple",
+        fileset: dict[str, list[str]] = {}
+        file_groups: dict[str, str] = {}
+        for group, files in matched.items():
+            for ds, path in files:
+                fileset.setdefault(ds, []).append(os.path.abspath(path))
+                file_groups[os.path.abspath(path)] = group
+        parts_dir = out / ".parts"
+        cfg_exec = resolve_executor(executor, session)
+        checkpointing = bool(cfg_exec.checkpoint_dir)
+        proc = SamplingProcessor(
+            table, file_groups, parts_dir, seed=seed, n_buckets=n_files, parity=parity,
+            include=include_columns, exclude=exclude_columns, fmt=fmt,
         )
-        parts = acc.get("parts", {})
-        all_parts = sorted(p for ps in parts.values() for p in ps)
-        threshold = key_threshold(all_parts, SORT_KEY, max_entries) if max_entries is not None else None
-        jobs = [
-            (sorted(parts.get(k, [])), str(out / OUTPUT_PATTERN.format(k=k)), threshold)
-            for k in range(n_files)
-        ]
-        missing = [j[1] for j in jobs if not j[0]]
-        if missing:
-            raise InputError(f"no taus were accepted into {missing}; fewer output files (--n-files) or more input needed")
-        merged = s.map(_merge_job, jobs, desc="merging buckets")
-        return acc, report, merged
+        stage_config = {
+            "cfg": Path(cfg).read_text(), "pt": pt.tolist(), "eta": eta.tolist(), "ratio": tau_ratio, "seed": seed,
+            "K": n_files, "parity": parity, "takeall": lastbin_takeall, "disbalance": lastbin_disbalance,
+            "emptybin": enable_emptybin, "include": include_columns, "exclude": exclude_columns, "files": fileset,
+            "parts": str(parts_dir.resolve()),
+        }
 
-    acc, report, merged = in_session(session, cfg_exec, _run)
-    clear_parts(parts_dir, checkpointing)
+        def _run(s: ExecutionSession) -> tuple[Any, RunReport, list[tuple[str, int]]]:
+            acc, report = run_processor(
+                s, proc, fileset, treename=treename_for(fmt), stage="shuffle-merge", stage_config=stage_config,
+                branches=set(GEN_MATCH_COLUMNS) | {"evt"} if fmt == "tautuple" else {"tau_pt", "tau_eta"},
+                chunksize=chunksize, read_only_branches=fmt == "tautuple",
+            )
+            parts = acc.get("parts", {})
+            all_parts = sorted(p for ps in parts.values() for p in ps)
+            threshold = key_threshold(all_parts, SORT_KEY, max_entries) if max_entries is not None else None
+            jobs = [
+                (sorted(parts.get(k, [])), str(out / OUTPUT_PATTERN.format(k=k)), threshold)
+                for k in range(n_files)
+            ]
+            missing = [j[1] for j in jobs if not j[0]]
+            if missing:
+                raise InputError(f"no taus were accepted into {missing}; fewer output files (--n-files) or more input needed")
+            merged = s.map(_merge_job, jobs, desc="merging buckets")
+            return acc, report, merged
 
-    groups_hash = {g.name: str(std_hash(g.name)) for g in groups}
-    datasets_hash = {ds: str(std_hash(ds)) for ds in datasets}
-    write_text_atomic(out / "datagroup_hash.json", json.dumps(groups_hash, indent=2, sort_keys=True) + "\n")
-    write_text_atomic(out / "dataset_hash.json", json.dumps(datasets_hash, indent=2, sort_keys=True) + "\n")
+        with stage_parts(parts_dir, checkpointing):  # kept when checkpoints point into it (resume)
+            acc, report, merged = in_session(session, cfg_exec, _run)
 
-    observed = _observed_by_type(acc.get("accepted", {}), table)
-    expected = {t: table.expected[:, i].sum(axis=0) for i, t in enumerate(table.types)}
-    # each tau is an independent Bernoulli trial: binomial, not Poisson, variance
-    binomial = table.entries * table.acceptance * (1.0 - table.acceptance)
-    variance = {t: binomial[:, i].sum(axis=0) for i, t in enumerate(table.types)}
-    closure: dict[str, Any] = {}
-    if max_entries is None and parity == 3:
-        closure = {t: c.to_dict() for t, c in closure_report(observed, expected, variance).items()}
-    write_text_atomic(out / "closure.json", json.dumps(closure, indent=1, sort_keys=True, default=_jsonable) + "\n")
-    # machine-readable expected counts for `taucoffea validate`'s closure report
-    write_expected_json(table, out / "acceptance" / EXPECTED_JSON, parity=parity, max_entries=max_entries,
-                        outputs=[p for p, _ in merged])
-    report.write(out / "shuffle_merge_report.json")
-    result = ShuffleMergeResult([Path(p) for p, _ in merged], [n for _, n in merged], table, observed, closure, report)
-    return result
+        groups_hash = {g.name: str(std_hash(g.name)) for g in groups}
+        datasets_hash = {ds: str(std_hash(ds)) for ds in datasets}
+        write_text_atomic(out / "datagroup_hash.json", json.dumps(groups_hash, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(out / "dataset_hash.json", json.dumps(datasets_hash, indent=2, sort_keys=True) + "\n")
+
+        observed = _observed_by_type(acc.get("accepted", {}), table)
+        expected = {t: table.expected[:, i].sum(axis=0) for i, t in enumerate(table.types)}
+        # each tau is an independent Bernoulli trial: binomial, not Poisson, variance
+        binomial = table.entries * table.acceptance * (1.0 - table.acceptance)
+        variance = {t: binomial[:, i].sum(axis=0) for i, t in enumerate(table.types)}
+        closure: dict[str, Any] = {}
+        if max_entries is None and parity == 3:
+            closure = {t: c.to_dict() for t, c in closure_report(observed, expected, variance).items()}
+        write_text_atomic(out / "closure.json", json.dumps(closure, indent=1, sort_keys=True, default=_jsonable) + "\n")
+        # machine-readable expected counts for `taucoffea validate`'s closure report
+        write_expected_json(table, acceptance_dir / EXPECTED_JSON, parity=parity, max_entries=max_entries,
+                            outputs=[p for p, _ in merged])
+        report.write(out / "shuffle_merge_report.json")
+    return ShuffleMergeResult([Path(p) for p, _ in merged], [n for _, n in merged], table, observed, closure, report)
+
+
+@contextlib.contextmanager
+def _removed_on_failure(folder: Path) -> Iterator[None]:
+    """Remove ``folder`` when the block fails — if this run created it.
+
+    The acceptance files are written before the sampling pass, but nothing resumes from them:
+    a rerun recomputes the table from the spectra (the sampling processor and its checkpoints
+    use the in-memory table), so after a failure they would only be output of a run that did
+    not finish. A folder that existed before is left alone: it belongs to an earlier run (its
+    files are overwritten by this one only as far as this run got).
+    """
+    existed = folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 def _jsonable(value: Any) -> Any:

@@ -25,10 +25,10 @@ from taucoffea.columns.atomic import write_text_atomic
 from taucoffea.columns.selection import compile_selection
 from taucoffea.columns.table import select_columns
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
-from taucoffea.execution.checkpoint import clear_parts
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.checkpoint import stage_parts
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.processors.skim import SkimProcessor
 
 __all__ = ["SkimResult", "clear_outputs", "columns_of", "first_readable_columns", "run_skim"]
@@ -136,12 +136,11 @@ def run_skim(
     selections, adversarial = _selections(fileset, sel, contributions)
     recompute = bool(recompute_tautype or adversarial)
     fileset = {ds: files for ds, files in fileset.items() if ds in selections}
-    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-    run_cfg = session.cfg if session is not None else cfg
+    cfg = resolve_executor(executor, session)
     # compile up front against the first readable file's columns: a bad cut or a misspelt
     # column fails here, naming the token, before any worker starts
     for ds, per in selections.items():
-        columns = first_readable_columns(fileset[ds], tree, run_cfg.skip_bad_files)
+        columns = first_readable_columns(fileset[ds], tree, cfg.skip_bad_files)
         if columns is None:
             continue
         available = columns + ([TAU_TYPE_COLUMN] if recompute else [])
@@ -152,9 +151,8 @@ def run_skim(
     labels = [label for per in selections.values() for label in per]
     for label in labels:
         clear_outputs(out / label, overwrite, "skim")
-    checkpointing = bool(run_cfg.checkpoint_dir)
+    checkpointing = bool(cfg.checkpoint_dir)
     parts_dir = out / ".parts-skim"
-    clear_parts(parts_dir, checkpointing)
     proc = SkimProcessor(
         selections, parts_dir, include=include_columns, exclude=exclude_columns,
         recompute_tautype=recompute, tau_type_column=TAU_TYPE_COLUMN,
@@ -175,24 +173,24 @@ def run_skim(
             branches=needed, chunksize=chunksize,
         )
 
-    acc, report = in_session(session, cfg, _run)
-    acc = acc or {}
-    parts = acc.get("parts", {})
     outputs: dict[str, list[Path]] = {}
     empty: list[str] = []
-    for ds, per in selections.items():
-        stems = output_stems(report.files.get(ds, []))
-        for label in per:
-            outputs[label] = []
-            for f, stem in stems.items():
-                file_parts = [p for p in parts.get(label, {}).get(os.path.abspath(f), []) if p[1]]
-                if not file_parts:
-                    empty.append(f"{label}: {f}")
-                    continue
-                target = out / label / f"{stem}.parquet"
-                merge_file_parts(file_parts, target, overwrite=True, root=root)
-                outputs[label].append(target)
-    clear_parts(parts_dir, checkpointing)
+    with stage_parts(parts_dir, checkpointing):
+        acc, report = in_session(session, cfg, _run)
+        acc = acc or {}
+        parts = acc.get("parts", {})
+        for ds, per in selections.items():
+            stems = output_stems(report.files.get(ds, []))
+            for label in per:
+                outputs[label] = []
+                for f, stem in stems.items():
+                    file_parts = [p for p in parts.get(label, {}).get(os.path.abspath(f), []) if p[1]]
+                    if not file_parts:
+                        empty.append(f"{label}: {f}")
+                        continue
+                    target = out / label / f"{stem}.parquet"
+                    merge_file_parts(file_parts, target, overwrite=True, root=root)
+                    outputs[label].append(target)
     result = SkimResult(
         outputs, dict(acc.get("read", {})), {k: int(v) for k, v in acc.get("selected", {}).items()},
         selections, report, {"no_rows_selected": empty},

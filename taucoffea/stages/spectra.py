@@ -14,9 +14,9 @@ from taucoffea.algorithms.spectra import SpectrumBinning, write_entries_txt, wri
 from taucoffea.columns.atomic import check_output
 from taucoffea.columns.discovery import discover_fileset
 from taucoffea.columns.table import required_branches, treename_for
-from taucoffea.execution.config import ExecutorConfig, load_executor_config
+from taucoffea.execution.config import ExecutorConfig
 from taucoffea.execution.runner import RunReport, run_processor
-from taucoffea.execution.session import ExecutionSession, in_session
+from taucoffea.execution.session import ExecutionSession, in_session, resolve_executor
 from taucoffea.processors.spectra import SpectrumProcessor
 
 __all__ = ["SpectraResult", "run_spectra"]
@@ -64,7 +64,7 @@ def run_spectra(
         out = Path(output)
         for ds in fileset:
             targets += [check_output(out / f"{ds}.root", overwrite), check_output(out / f"{ds}.txt", overwrite)]
-    cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
+    cfg = resolve_executor(executor, session)
     columns = ("tau_pt", "tau_eta", "tauType")
     stage_config = {"fmt": fmt, "binning": str(binning), "files": fileset}
     proc = SpectrumProcessor(binning, fmt)
