@@ -585,8 +585,7 @@ def scan(
     Returns one result row per line (final loss / accuracy, or the error) and writes
     ``scan_results.json`` and ``scan_results.csv`` in ``base_dir``.
     """
-    from taucoffea.execution.config import ExecutorConfig, load_executor_config
-    from taucoffea.execution.session import ExecutionSession
+    from taucoffea.execution.session import in_session, resolve_executor
 
     base = Path(base_dir)
     base.mkdir(parents=True, exist_ok=True)
@@ -594,12 +593,8 @@ def scan(
         resolve_config(config, overrides=tokens)  # fail fast on a bad line, before any training starts
     items = [{"index": i, "overrides": list(t), "config": dict(config), "run_dir": str((base / f"scan_{i}").resolve()),
               "overwrite": overwrite} for i, t in enumerate(lines)]
-    if session is None:
-        cfg = executor if isinstance(executor, ExecutorConfig) else load_executor_config(executor)
-        with ExecutionSession(cfg) as s:
-            results = s.map(_scan_task, items, desc="trainings")
-    else:
-        results = session.map(_scan_task, items, desc="trainings")
+    cfg = resolve_executor(executor, session)
+    results = in_session(session, cfg, lambda s: s.map(_scan_task, items, desc="trainings"))
     _write_json(base / "scan_results.json", {"results": results})
     write_text_atomic(base / "scan_results.csv", format_scan(results, csv=True))
     return results
