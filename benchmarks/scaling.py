@@ -111,11 +111,12 @@ def main() -> None:
         print(f"toy: {args.n:,} taus in {len(files)} files ({size_mb:,.0f} MB) written in {t_gen['s']:.1f} s")
 
         bare_read_pyarrow(files, columns, True)  # warm the page cache
-        reads = {}
-        for pre_buffer in (False, True):
-            with timer() as t_pa:
-                n = bare_read_pyarrow(files, columns, pre_buffer)
-            reads[pre_buffer] = t_pa["s"]
+        reads = {False: float("inf"), True: float("inf")}
+        for _ in range(3):  # best of three: the limit the stage is compared with
+            for pre_buffer in (False, True):
+                with timer() as t_pa:
+                    n = bare_read_pyarrow(files, columns, pre_buffer)
+                reads[pre_buffer] = min(reads[pre_buffer], t_pa["s"])
         with timer() as t_ak:
             bare_read_awkward(files, columns)
         coffea_floor(files[:1], columns, args.chunksize)  # first imports

@@ -192,18 +192,31 @@ def test_take_rows_equals_awkward_take_for_every_layout(tmp_path):
     assert empty.num_rows == 0 and empty.schema.names == list(columns)
 
 
-def test_cone_index_orders_selected_elements_by_cone():
-    from taucoffea.algorithms.feature_stats import CONE_CODES, cone_index
+@pytest.mark.parametrize("min_radius", [0.05, 0.6])  # 0.6: a signal cone wider than the outer cone
+def test_cone_labels_on_the_cone_edges(min_radius):
+    """Elements placed on (and one ulp around) both cone edges, along η, φ and diagonals:
+    the squared-distance shortcut must hand these to hypot and agree with the numpy masks."""
+    from taucoffea.algorithms.feature_stats import cone_labels
+    from taucoffea.algorithms.scaling import ConeDefinition, cone_masks, signal_cone_radius
 
-    rng = np.random.default_rng(5)
-    labels = rng.integers(0, 3, 10_000).astype(np.int8)
-    mask = rng.random(10_000) < 0.3
-    for cones in (["inner", "outer"], ["outer", "inner"], ["outer"]):
-        for m in (None, mask):
-            idx, per_cone = cone_index(labels, m, cones)
-            keep = np.ones(labels.size, bool) if m is None else m
-            expected = [np.flatnonzero(keep & (labels == CONE_CODES[c])) for c in cones]
-            assert per_cone.tolist() == [e.size for e in expected]
-            np.testing.assert_array_equal(idx, np.concatenate(expected))
-    with pytest.raises(ValueError, match="mask"):
-        cone_index(labels, mask[:10], ["inner"])
+    rng = np.random.default_rng(8)
+    n = 400
+    cone = ConeDefinition(min_radius=min_radius)
+    tau_pt = rng.uniform(5.0, 200.0, n)
+    tau_eta = rng.uniform(-2.0, 2.0, n)
+    tau_phi = rng.uniform(-np.pi, np.pi, n)
+    radii = np.stack([signal_cone_radius(tau_pt, cone), np.full(n, cone.outer_dr)], axis=1)
+    angles = rng.uniform(0, 2 * np.pi, (n, 2))
+    elements = []
+    for k in range(2):
+        for shift in (-1, 0, 1):
+            r = np.nextafter(radii[:, k], np.inf) if shift > 0 else (np.nextafter(radii[:, k], 0) if shift < 0 else radii[:, k])
+            for a in (angles[:, k], np.zeros(n), np.full(n, np.pi / 2)):
+                elements.append((tau_eta + r * np.cos(a), tau_phi + r * np.sin(a)))
+    counts = np.full(n, len(elements))
+    eta = np.stack([e for e, _ in elements], axis=1).ravel()
+    phi = np.stack([p for _, p in elements], axis=1).ravel()
+    labels = cone_labels(counts, tau_pt, tau_eta, tau_phi, eta, phi, cone)
+    inner, outer = cone_masks(*(np.repeat(a, counts) for a in (tau_pt, tau_eta, tau_phi)), eta, phi, cone)
+    assert np.array_equal(labels == 1, inner) and np.array_equal(labels == 2, outer)
+    assert inner.any() and (~inner).any()

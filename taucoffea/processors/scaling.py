@@ -34,7 +34,7 @@ import numpy as np
 from coffea import processor
 
 from taucoffea.algorithms.feature_stats import (
-    cone_index,
+    CONE_CODES,
     cone_labels,
     segment_statistics,
 )
@@ -142,6 +142,7 @@ class _Space:
         self._columns: dict[str, np.ndarray] = {}
         self._selections: dict[tuple[Any, ...], tuple[np.ndarray | None, dict[str, slice]]] = {}
         self._subsets: dict[tuple[Any, ...], np.ndarray] = {}
+        self._masks: dict[tuple[Any, ...], np.ndarray] = {}
 
     @property
     def jagged(self) -> bool:
@@ -183,62 +184,55 @@ class _Space:
         self._columns[name] = values
         return values
 
-    def _labels(self) -> np.ndarray:
+    def _cone_masks(self) -> dict[str, np.ndarray]:
         key = ("cones", self.cones.eta, self.cones.phi)
         shared = self.chunk.shared
         if key not in shared:
             assert self.cones.eta is not None and self.cones.phi is not None and self.counts is not None
             tau = [self.chunk.flat(c) for c in _TAU]
-            shared[key] = cone_labels(self.counts, *tau, self.column(self.cones.eta), self.column(self.cones.phi),
-                                      self.cone_def)
+            labels = cone_labels(self.counts, *tau, self.column(self.cones.eta), self.column(self.cones.phi),
+                                 self.cone_def)
+            shared[key] = {cone: labels == code for cone, code in CONE_CODES.items()}
         return shared[key]
 
     def selection(self, feature: FeatureSpec, cut: Sequence[_Conjunct],
                   aliases: Mapping[str, CompiledExpression]) -> tuple[np.ndarray | None, dict[str, slice]]:
-        """(element indices ordered by cone, or None for all; {cone: slice of those}).
-
-        A cut ``a && b && c`` is the selection of ``a && b`` narrowed by ``c``, evaluated on
-        the elements ``a && b`` kept only: cuts sharing a prefix (all PF electrons, those with
-        track details, …) share its work, and later terms see few elements.
-        """
+        """(element indices ordered by cone, or None for all; {cone: slice of those})."""
         key = tuple(part.key for part in cut)
-        if key in self._selections:
-            return self._selections[key]
+        if key not in self._selections:
+            mask = self._mask(feature, cut, aliases)
+            if self.cones.is_global:
+                idx = None if mask is None else np.flatnonzero(mask)
+                n = self.size if idx is None else idx.size
+                self._selections[key] = (idx, {"global": slice(0, n)})
+            else:
+                masks = self._cone_masks()
+                parts, slices, start = [], {}, 0
+                for cone in self.cones.cones:
+                    part = np.flatnonzero(masks[cone] if mask is None else (masks[cone] & mask))
+                    parts.append(part)
+                    slices[cone] = slice(start, start + part.size)
+                    start += part.size
+                idx = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                self._selections[key] = (idx, slices)
+        return self._selections[key]
+
+    def _mask(self, feature: FeatureSpec, cut: Sequence[_Conjunct],
+              aliases: Mapping[str, CompiledExpression]) -> np.ndarray | None:
+        """The cut over all elements: its ``&&`` terms are evaluated once per chunk and type,
+        and cuts sharing leading terms (all PF electrons, those with track details, …) share
+        their conjunction."""
         if not cut:
-            result = self._narrow(None)
-        elif len(cut) == 1:
-            mask = self._mask(cut[0], aliases, None, (), feature)
-            result = self._narrow(mask)
-        else:
-            parent_idx, parent_slices = self.selection(feature, cut[:-1], aliases)
-            mask = self._mask(cut[-1], aliases, parent_idx, key[:-1], feature)
-            idx = np.flatnonzero(mask) if parent_idx is None else parent_idx[mask]
-            slices, start = {}, 0
-            for cone, part in parent_slices.items():
-                n = int(np.count_nonzero(mask[part]))
-                slices[cone] = slice(start, start + n)
-                start += n
-            result = (idx, slices)
-        self._selections[key] = result
-        return result
-
-    def _mask(self, part: _Conjunct, aliases: Mapping[str, CompiledExpression], idx: np.ndarray | None,
-              key: tuple[Any, ...], feature: FeatureSpec) -> np.ndarray:
-        mask = np.asarray(self.evaluate(part.selection, aliases, idx, feature, key), dtype=bool)
-        n = self.size if idx is None else idx.size
-        return mask if mask.shape == (n,) else np.broadcast_to(mask, (n,)).copy()
-
-    def _narrow(self, mask: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, slice]]:
-        """The selection of all elements in the type's cones (and in ``mask`` if given)."""
-        if self.cones.is_global:
-            sel = None if mask is None else np.flatnonzero(mask)
-            return sel, {"global": slice(0, self.size if sel is None else sel.size)}
-        sel, per_cone = cone_index(self._labels(), mask, self.cones.cones)
-        slices, start = {}, 0
-        for cone, n in zip(self.cones.cones, per_cone.tolist(), strict=True):
-            slices[cone] = slice(start, start + n)
-            start += n
-        return sel, slices
+            return None
+        key = ("cut", *(part.key for part in cut))
+        if key not in self._masks:
+            term = ("term", cut[-1].key)
+            if term not in self._masks:
+                values = np.asarray(self.evaluate(cut[-1].selection, aliases, None, feature, ()), dtype=bool)
+                self._masks[term] = values if values.shape == (self.size,) else np.broadcast_to(values, (self.size,))
+            rest = self._mask(feature, cut[:-1], aliases)
+            self._masks[key] = self._masks[term] if rest is None else rest & self._masks[term]
+        return self._masks[key]
 
     def evaluate(self, expr: CompiledExpression, aliases: Mapping[str, CompiledExpression],
                  idx: np.ndarray | None, feature: FeatureSpec, key: tuple[Any, ...]) -> np.ndarray:
@@ -266,6 +260,19 @@ class _Space:
         if cache_key not in self._subsets:
             self._subsets[cache_key] = np.take(values, idx)  # ~1.4× faster than values[idx]
         return self._subsets[cache_key]
+
+
+def _plain_column(expr: CompiledExpression, aliases: Mapping[str, CompiledExpression]) -> str | None:
+    """The input column ``expr`` just names (through aliases that only rename), or None."""
+    seen: set[str] = set()
+    while True:
+        name = expr.expression.strip()
+        if not name.isidentifier() or expr.columns != {name} or name in seen:
+            return None
+        if name not in aliases or aliases[name] is expr:
+            return name
+        seen.add(name)
+        expr = aliases[name]
 
 
 class _Conjunct(NamedTuple):
@@ -383,9 +390,11 @@ class ScalingProcessor(processor.ProcessorABC):
                 value, cut, aliases = compiled[(var_type, feature.name)]
                 idx, slices = space.selection(feature, cut, aliases)
                 segments = [(part.start, part.stop) for part in slices.values()]
-                if feature.name not in aliases and value.columns == {feature.name}:
-                    # a plain column: the kernel gathers the selected elements itself
-                    values = space.column(feature.name, feature)
+                column = _plain_column(value, aliases)
+                if column is not None:
+                    # a plain column (or an alias naming one): the kernel gathers the selected
+                    # elements itself
+                    values = space.column(column, feature)
                 else:
                     n_sel = space.size if idx is None else idx.size
                     key = tuple(part.key for part in cut)
