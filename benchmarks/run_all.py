@@ -75,6 +75,7 @@ def _parse_scaling(out: str, _: Any) -> dict[str, Any]:
             "io_rate": _find(r"bare read, pyarrow \(1 thread\):\s*([\d,.]+) taus/s", out),
             "ratio": _find(r"ratio stage / bare pyarrow read:\s*([\d.]+)", out),
             "ratio_label": "stage rate / bare pyarrow read of its columns (target >= 0.7)",
+            "floor_ratio": _find(r"ratio coffea floor / bare read:\s*([\d.]+)", out),
             "peak_mb": _find(r"peak RSS:\s*([\d,.]+) MB", out)}
 
 
@@ -319,6 +320,10 @@ def _stage_section(name: str, runs: list[Run]) -> tuple[list[str], dict[str, Any
         lines.append(f"| {_f(float(r.sizes[0]) if r.sizes[0] else None)} | {_f(p.get('rate'))} | {_f(p.get('io_rate'))} "
                      f"| {_f(p.get('ratio'), '.2f')} | {r.wall_s:.1f} | {peak:,.0f} |")
     lines += ["", f"Ratio: {label}."]
+    floors = [r.parsed["floor_ratio"] for r in ok if r.parsed.get("floor_ratio")]
+    if name == "scaling" and floors:
+        lines.append(f"Coffea floor (the same Runner with a processor that only reads the columns) / bare read: "
+                     f"{', '.join(f'{f:.2f}' for f in floors)} — the most any coffea processor reaches here.")
     if name == "spectra" and ok[-1].parsed.get("parsl_speedup"):
         lines.append(f"Parsl 2-worker speedup over 1 worker: {ok[-1].parsed['parsl_speedup']:.2f} (2 shared cores).")
     timed = [(r.sizes[0], r.sizes[0] / r.parsed["rate"]) for r in ok if r.parsed.get("rate")]
