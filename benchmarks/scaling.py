@@ -94,6 +94,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000, help="toy taus (default 1 M)")
     parser.add_argument("--files", type=int, default=10, help="number of parquet files (default 10)")
     parser.add_argument("--chunksize", type=int, default=100_000)
+    parser.add_argument("--quantiles", choices=["per_file", "total", "none"],
+                        help="override Scaling_setup.quantiles (default: the shipped config's, per_file)")
     parser.add_argument("--keep", help="write the toy files here and keep them, reusing those already there (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -127,9 +129,9 @@ def main() -> None:
         # process, not per chunk; pay them on the first file so that the rate below is the one
         # a long-lived worker of a pipeline session sees, and print them apart
         with timer() as t_warm:
-            run_scaling(CONFIG, files[:1], None, executor=cfg, chunksize=args.chunksize)
+            run_scaling(CONFIG, files[:1], None, executor=cfg, chunksize=args.chunksize, quantiles=args.quantiles)
         with timer() as t_stage:
-            result = run_scaling(CONFIG, folder, None, executor=cfg, chunksize=args.chunksize)
+            result = run_scaling(CONFIG, folder, None, executor=cfg, chunksize=args.chunksize, quantiles=args.quantiles)
         assert sum(result.entries.values()) == n
 
         rate_pa, rate_ak, rate_stage = n / min(reads.values()), n / t_ak["s"], n / t_stage["s"]
