@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -47,7 +46,7 @@ from taucoffea.algorithms.rebin import parse_bin_edges
 from taucoffea.algorithms.spectra import read_spectra, write_entries_txt, write_spectra
 from taucoffea.algorithms.validation_stats import closure_report
 from taucoffea.columns.atomic import write_text_atomic
-from taucoffea.datagroups import match_files, read_datagroups
+from taucoffea.datagroups import group_fileset, match_files, read_datagroups
 from taucoffea.physics.dataset_hash import std_hash
 from taucoffea.physics.tautypes import TAU_TYPE_NAMES
 from taucoffea.processors import SpectrumProcessor
@@ -92,12 +91,7 @@ def main() -> None:
     pt, eta = parse_bin_edges(args.pt_bins, "pt bins"), parse_bin_edges(args.eta_bins, "eta bins")
     groups = read_datagroups(args.cfg)
     matched = match_files(groups, args.input)  # {group: [(dataset, path)]}, groups sorted
-    fileset: dict[str, list[str]] = {}
-    file_groups: dict[str, str] = {}
-    for group, files in matched.items():
-        for ds, path in files:
-            fileset.setdefault(ds, []).append(os.path.abspath(path))
-            file_groups[os.path.abspath(path)] = group
+    fileset, file_groups = group_fileset(matched)
     exclude = [c.strip() for c in args.disabled_branches.split(",") if c.strip()] if args.disabled_branches else None
 
     config = Config(

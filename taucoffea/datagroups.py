@@ -25,7 +25,7 @@ import yaml
 from taucoffea.errors import ConfigError
 from taucoffea.physics.tautypes import TAU_TYPE_NAMES
 
-__all__ = ["ALLOWED_KEYS", "DataGroup", "match_files", "read_datagroups"]
+__all__ = ["ALLOWED_KEYS", "DataGroup", "group_fileset", "match_files", "read_datagroups"]
 
 #: Keys a group may have. ``mix_p`` is only used by the SimpleMergeMix-style mixer and
 #: ``sample_type`` appears in the original ``dy_vs_emb_inputs.cfg``; both are kept in ``extra``.
@@ -302,6 +302,18 @@ def match_files(
                 f"data group {g.name!r} matches no input file (dir={g.dir!r}, file={g.file!r})"
             )
     return out
+
+
+def group_fileset(matched: Mapping[str, Iterable[tuple[str, str]]]) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The coffea fileset of :func:`match_files`' result, ``{dataset: [absolute paths]}``, and
+    the group of each path: coffea runs by dataset, the sampling draws by group."""
+    fileset: dict[str, list[str]] = {}
+    file_groups: dict[str, str] = {}
+    for group, files in matched.items():
+        for ds, path in files:
+            fileset.setdefault(ds, []).append(os.path.abspath(path))
+            file_groups[os.path.abspath(path)] = group
+    return fileset, file_groups
 
 
 def _list_files(

@@ -35,7 +35,7 @@ from taucoffea.algorithms.spectra import read_spectra
 from taucoffea.algorithms.validation_stats import closure_report
 from taucoffea.columns.atomic import write_text_atomic
 from taucoffea.columns.table import GEN_MATCH_COLUMNS, treename_for
-from taucoffea.datagroups import match_files, read_datagroups
+from taucoffea.datagroups import group_fileset, match_files, read_datagroups
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
 from taucoffea.execution.checkpoint import stage_parts
 from taucoffea.execution.config import ExecutorConfig
@@ -141,12 +141,7 @@ def run_shuffle_merge(
     with _removed_on_failure(acceptance_dir):
         write_acceptance(table, acceptance_dir, overwrite=True)
 
-        fileset: dict[str, list[str]] = {}
-        file_groups: dict[str, str] = {}
-        for group, files in matched.items():
-            for ds, path in files:
-                fileset.setdefault(ds, []).append(os.path.abspath(path))
-                file_groups[os.path.abspath(path)] = group
+        fileset, file_groups = group_fileset(matched)
         parts_dir = out / ".parts"
         cfg_exec = resolve_executor(executor, session)
         checkpointing = bool(cfg_exec.checkpoint_dir)
