@@ -405,6 +405,8 @@ def plot_roc(
                 rax.yaxis.set_major_formatter(plain)
                 rax.yaxis.set_minor_formatter(plain)
                 rax.tick_params(axis="y", which="both", labelsize=11)
+            else:
+                rax.tick_params(axis="y", labelsize=14)  # the CMS style's 26 pt crowds the narrow panel
             rax.set_xlim(*xlim)
             rax.set_xlabel("Tau ID efficiency", fontsize=20)
             rax.set_ylabel(f"Ratio to\n{reference_label or 'reference'}" if reference_label

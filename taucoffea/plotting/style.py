@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
+from matplotlib.transforms import ScaledTranslation  # noqa: E402
 
 from taucoffea.columns.atomic import atomic_path  # noqa: E402
 
@@ -37,7 +38,13 @@ def cms_label(
     """
     kwargs.setdefault("fontsize", 14)
     with plt.style.context(mplhep.style.CMS):
-        mplhep.cms.label(text=text, data=data, lumi=lumi, com=com, ax=ax, **kwargs)
+        _, suffix, _, _ = mplhep.cms.label(text=text, data=data, lumi=lumi, com=com, ax=ax, **kwargs)
+    if suffix is not None and kwargs.get("loc", 0) in (0, 1):
+        # mplhep 1.3 leaves ~1 px between the bold "CMS" and the italic suffix once saved (the
+        # italic overhang closes it): add a quarter of an em, in points, so it holds at any dpi
+        em = float(kwargs["fontsize"]) if isinstance(kwargs["fontsize"], int | float) else 14.0
+        shift = ScaledTranslation(0.25 * em / 72.0, 0.0, ax.figure.dpi_scale_trans)
+        suffix.set_transform(suffix.get_transform() + shift)
 
 
 def save_figure(fig: Any, path: str | os.PathLike[str], formats: Sequence[str] = ("pdf", "png")) -> list[Path]:
