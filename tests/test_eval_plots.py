@@ -256,3 +256,23 @@ def test_adversarial_plots(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
     with pytest.raises(InputError, match="adv_label"):
         pd.DataFrame({"Djet": [0.5]}).to_parquet(tmp_path / "bad.parquet")
         plot_adversarial([tmp_path / "bad.parquet"], tmp_path / "bad")
+
+
+@pytest.mark.parametrize("dpi", [72, 110, 300])
+def test_cms_label_leaves_a_gap_after_cms_at_any_dpi(dpi):
+    """The italic suffix must start visibly after the bold "CMS" once the figure is drawn."""
+    import matplotlib.pyplot as plt
+
+    from taucoffea.plotting.style import cms_label, new_figure
+
+    fig, ax = new_figure(1, 1, figsize=(9, 8))
+    cms_label(ax)
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    texts = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    cms, suffix = texts["CMS"], texts["Simulation Preliminary"]
+    gap_pt = (suffix.x0 - cms.x1) * 72.0 / dpi
+    assert 2.5 < gap_pt < 10.0  # a clear space (mplhep alone overlaps by up to 1.5 pt), not a tear
+    assert abs(suffix.y0 - cms.y0) < 0.5 * cms.height  # still on one line
+    plt.close(fig)
