@@ -253,12 +253,28 @@ class _Space:
         return np.asarray(values)
 
     def _subset(self, name: str, idx: np.ndarray | None, feature: FeatureSpec, key: tuple[Any, ...]) -> np.ndarray:
-        values = self.column(name, feature)
         if idx is None:
-            return values
+            return self.column(name, feature)
         cache_key = (key, name)
         if cache_key not in self._subsets:
-            self._subsets[cache_key] = np.take(values, idx)  # ~1.4× faster than values[idx]
+            if self.jagged and self.chunk.counts(name) is None:
+                # a per-tau column on selected elements: gathered from the per-tau array (small,
+                # cache-resident) through each element's tau, not broadcast to every element first
+                self._subsets[cache_key] = np.take(self.chunk.flat(name), self._tau_of(key, idx))
+            else:
+                self._subsets[cache_key] = np.take(self.column(name, feature), idx)  # ~1.4× values[idx]
+        return self._subsets[cache_key]
+
+    def _tau_of(self, key: tuple[Any, ...], idx: np.ndarray) -> np.ndarray:
+        """The tau of each selected element."""
+        cache_key = (key, None)
+        if cache_key not in self._subsets:
+            shared = self.chunk.shared
+            owner = ("tau-of", self.anchor)
+            if owner not in shared:
+                assert self.counts is not None
+                shared[owner] = np.repeat(np.arange(self.counts.size, dtype=np.int32), self.counts)
+            self._subsets[cache_key] = np.take(shared[owner], idx)
         return self._subsets[cache_key]
 
 
