@@ -122,8 +122,11 @@ def main() -> None:
         with timer() as t_ak:
             bare_read_awkward(files, columns)
         coffea_floor(files[:1], columns, args.chunksize)  # first imports
-        with timer() as t_floor:
-            assert coffea_floor(files, columns, args.chunksize) == n
+        t_floor = {"s": float("inf")}
+        for _ in range(2):  # best of two, as the bare read
+            with timer() as t:
+                assert coffea_floor(files, columns, args.chunksize) == n
+            t_floor["s"] = min(t_floor["s"], t["s"])
         cfg = ExecutorConfig(executor="iterative", progress=False)
         # a worker pays numba's one-off start (LLVM, ~1 s) and the first imports once per
         # process, not per chunk; pay them on the first file so that the rate below is the one
