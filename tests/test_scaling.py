@@ -306,6 +306,35 @@ def test_chunking_changes_only_the_last_bits(toy_files):
     assert a.quantiles == b.quantiles
 
 
+def test_whole_files_come_back_summarised(toy_files):
+    """A chunk that is its whole file ships the file's quantile summary and adds its histograms
+    to the running total only, so the driver's accumulator does not grow by a histogram set per
+    file; a file read in parts ships per-file histograms, summarised on the driver. Both give
+    the same numbers."""
+    from coffea import processor
+    from coffea.nanoevents import BaseSchema
+
+    from taucoffea.processors.scaling import ScalingProcessor
+
+    files = [str(f) for f in _files(toy_files)[:2]]
+
+    def run(chunksize: int) -> dict:
+        runner = processor.Runner(executor=processor.IterativeExecutor(status=False), schema=BaseSchema,
+                                  format="parquet", chunksize=chunksize)
+        return runner({"toy": files}, ScalingProcessor(TEST_CONFIG), treename="")
+
+    whole, parts = run(100_000), run(250)  # toy files hold 700 taus
+    assert "hists" not in parts
+    total = {}
+    for f in files:
+        assert "hists" not in whole["files"][f] and "summaries" not in parts["files"][f]
+        for key, h in parts["files"][f]["hists"].items():
+            assert whole["files"][f]["summaries"][key] == h.summary()
+            total[key] = total[key] + h if key in total else h
+    assert total.keys() == whole["hists"].keys()
+    assert all(total[k] == whole["hists"][k] for k in total)
+
+
 def _small_toy(data: Path) -> None:
     from taucoffea.toy.generator import generate_taus
 

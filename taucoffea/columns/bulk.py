@@ -18,7 +18,7 @@ from taucoffea.errors import InputError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["read_parquet_rows", "read_root_rows"]
+__all__ = ["parquet_num_rows", "read_parquet_rows", "read_root_rows"]
 
 
 def read_root_rows(
@@ -42,6 +42,13 @@ def read_root_rows(
         if missing:
             raise InputError(f"branch(es) {missing} missing in file '{path}'")
         return tree.arrays(filter_name=sorted(wanted), entry_start=start, entry_stop=stop, how=dict)
+
+
+def parquet_num_rows(path: str | os.PathLike[str]) -> int:
+    """Rows in a parquet file, from its footer."""
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def read_parquet_rows(path: str | os.PathLike[str], columns: list[str], start: int, stop: int) -> pa.Table:

@@ -203,6 +203,11 @@ class ExecutionSession:
         common = {"status": cfg.progress, "desc": desc, "unit": "chunk"}
         if cfg.executor == "iterative":
             return _IterativeExecutor(retries=cfg.retries, **common)
+        # compression=None: merging on the driver, coffea decompresses, merges and re-compresses
+        # the *whole* accumulator on every round of finished chunks — quadratic in the number of
+        # chunks for outputs that grow with the files (the scaling stage's per-file sums). Chunk
+        # outputs then travel as Parsl/pickle objects, uncompressed.
+        common["compression"] = None
         if cfg.executor == "futures":
             return processor.FuturesExecutor(workers=cfg.workers, retries=cfg.retries, **common)
         if cfg.executor in ("parsl", "condor"):

@@ -40,7 +40,7 @@ from taucoffea.algorithms.feature_stats import (
 )
 from taucoffea.algorithms.scaling import ConeDefinition, Moments, QuantileHist
 from taucoffea.columns.arrow_rows import column_parts
-from taucoffea.columns.bulk import read_parquet_rows
+from taucoffea.columns.bulk import parquet_num_rows, read_parquet_rows
 from taucoffea.columns.parquet import flat_column
 from taucoffea.columns.selection import CompiledExpression, Selection, compile_selection
 from taucoffea.errors import ConfigError, InputError, SelectionError
@@ -73,9 +73,13 @@ class _Chunk:
         self._counts: dict[str, np.ndarray | None] = {}
         self.shared: dict[Any, Any] = {}  # caches shared between var types (cone labels …)
         self._table = None
+        #: the chunk is its whole file (known for parquet input): per-file results are final here
+        self.whole_file = False
         meta = getattr(events, "metadata", None) or {}
         if columns and not meta.get("treename") and "entrystart" in meta:
-            self._table = read_parquet_rows(filename, sorted(columns), int(meta["entrystart"]), int(meta["entrystop"]))
+            start, stop = int(meta["entrystart"]), int(meta["entrystop"])
+            self._table = read_parquet_rows(filename, sorted(columns), start, stop)
+            self.whole_file = start == 0 and stop == parquet_num_rows(filename)
 
     def _load(self, name: str) -> None:
         if self._table is not None:
@@ -429,8 +433,14 @@ class ScalingProcessor(processor.ProcessorABC):
                         hists[key] = h
         per_file: dict[str, Any] = {"entries": chunk.n, "moments": moments, "nonfinite": nonfinite}
         out: dict[str, Any] = {"files": {filename: per_file}}
-        if self.quantiles == "per_file":
-            per_file["hists"] = hists
+        if self.quantiles == "per_file" and chunk.whole_file:
+            # the file's quantiles are final: ship their summary, and the histograms only into
+            # the running total — per-file histograms (~8 MB a file for the shipped config)
+            # would make the driver's accumulator grow with every file
+            per_file["summaries"] = {key: h.summary() for key, h in hists.items()}
+            out["hists"] = hists
+        elif self.quantiles == "per_file":
+            per_file["hists"] = hists  # part of a file: merged per file, summarised on the driver
         elif self.quantiles == "total":
             out["hists"] = hists
         return out

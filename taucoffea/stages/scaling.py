@@ -313,16 +313,19 @@ def result_from_accumulator(
     final, snaps = _snapshots(specs, per_file, [[f] for f in done], step)
     ids = file_ids(done)
     hists_per_file = None
+    summaries = None
     total = None
-    if mode == "per_file":
-        hists_per_file = {f: dict(per_acc[f].get("hists", {})) for f in done}
-        total = {}
-        for f in done:
-            for key, h in hists_per_file[f].items():
-                total[key] = total[key] + h if key in total else h
-    elif mode == "total":
+    if mode in ("per_file", "total"):
         total = dict(acc.get("hists", {})) if acc else {}
-    quantile_json = None if mode == "none" else _quantile_json(specs, hists_per_file, total, ids, done)
+    if mode == "per_file":
+        # files read whole came back summarised (their histograms are in the total already);
+        # files read in parts came back as per-file histograms: summarise and add them here
+        summaries = {f: per_acc[f]["summaries"] for f in done if "summaries" in per_acc[f]}
+        hists_per_file = {f: dict(per_acc[f].get("hists", {})) for f in done if "summaries" not in per_acc[f]}
+        for f in done:
+            for key, h in hists_per_file.get(f, {}).items():
+                total[key] = total[key] + h if key in total else h
+    quantile_json = None if mode == "none" else _quantile_json(specs, hists_per_file, total, ids, done, summaries)
     return ScalingResult(
         version=version,
         specs=specs,
