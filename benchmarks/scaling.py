@@ -1,6 +1,7 @@
 """Feature-scaling stage throughput against a bare read of the same columns, in one run.
 
-    python benchmarks/scaling.py [--n 1000000] [--files 10] [--chunksize 100000] [--keep DIR]
+    python benchmarks/scaling.py [--n 1000000] [--files 10] [--chunksize 100000] [--quantiles MODE]
+                                 [--parsl] [--keep DIR]
 
 Writes toy shuffle & merge-like parquet files (``ShuffleMergeSpectral_<k>.parquet``, the toy's
 DY / ttbar / QCD / W+jets mix with full PF-candidate, electron and muon lists) into a temporary
@@ -17,7 +18,8 @@ folder, then measures on one core:
    first imports; printed apart);
 
 and prints taus/s of each and the ratio stage / bare read (target >= 0.7). The page cache is
-warmed first so both sides read from memory.
+warmed first so both sides read from memory. ``--parsl`` also runs the stage on Parsl with 1
+and 2 local workers (workers started and warmed first) and prints the speedup.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ def main() -> None:
     parser.add_argument("--chunksize", type=int, default=100_000)
     parser.add_argument("--quantiles", choices=["per_file", "total", "none"],
                         help="override Scaling_setup.quantiles (default: the shipped config's, per_file)")
+    parser.add_argument("--parsl", action="store_true",
+                        help="also run the stage on Parsl with 1 and 2 local workers (speedup)")
     parser.add_argument("--keep", help="write the toy files here and keep them, reusing those already there (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -152,6 +156,22 @@ def main() -> None:
         print(f"ratio stage / bare pyarrow read: {rate_stage / rate_pa:.2f}  (target >= 0.7)")
         print(f"ratio coffea floor / bare read:  {rate_floor / rate_pa:.2f}  (the most any coffea processor reaches here)")
         print(f"ratio stage / awkward read:      {rate_stage / rate_ak:.2f}")
+        if args.parsl:
+            from taucoffea.execution.session import ExecutionSession
+
+            rates = {}
+            for workers in (1, 2):
+                pcfg = ExecutorConfig(executor="parsl", workers=workers, progress=False)
+                with ExecutionSession(pcfg) as session:
+                    # warm every worker (numba's start, imports), then time the steady state
+                    run_scaling(CONFIG, files[: 2 * workers], None, session=session, chunksize=args.chunksize,
+                                quantiles=args.quantiles)
+                    with timer() as t:
+                        run_scaling(CONFIG, folder, None, session=session, chunksize=args.chunksize,
+                                    quantiles=args.quantiles)
+                rates[workers] = n / t["s"]
+                print(f"scaling stage, Parsl {workers} worker(s):  {rates[workers]:12,.0f} taus/s (workers already running)")
+            print(f"Parsl 2-worker speedup: {rates[2] / rates[1]:.2f}")
         print(f"peak RSS: {peak_rss_mb():,.0f} MB")
 
 
