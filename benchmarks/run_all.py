@@ -137,7 +137,7 @@ KNOWN: dict[str, Bench] = {
     # quick: the light model only (the DeepTau graph alone takes ~6 GB and a minute to trace)
     "training": Bench("training", lambda n, j: ["--n", str(n[0]), "--n-deeptau", str(max(100, n[0] // 50)),
                                                 "--models", "light" if n[0] < 1000 else "light,deeptau",
-                                                "--epochs", "3", "--json", str(j)],
+                                                "--epochs", "6", "--json", str(j)],
                       # medium: the script's own default size; at 5 k an epoch is 20 batches, its start-up
                       # weighs (light 0.76–0.78 there, 0.90 at 10 k; the DeepTau part swung 0.67–1.02)
                       {"quick": [500], "medium": [10_000], "default": [20_000]}, _parse_training, uses_json=True),
