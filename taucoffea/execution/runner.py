@@ -215,6 +215,7 @@ def run_processor(
     chunksize: int | None = None,
     read_only_branches: bool = False,
     preload_all: bool = False,
+    compress: bool = True,
 ) -> tuple[Any, RunReport]:
     """Run ``processor_instance`` over ``fileset`` (``{dataset: [paths]}``) in ``session``.
 
@@ -223,8 +224,9 @@ def run_processor(
     NanoEvents form of a 200-branch TauTuple costs as much to build as a chunk to read).
     ``preload_all`` reads every branch of a chunk in one uproot call (for processors that copy
     whole rows): column-by-column lazy reads cost ~3× a bulk read on a 300-branch tree.
-    ``stage_config`` keys the checkpoint directory, so a changed configuration never reuses
-    stale chunk outputs. Raises :class:`InputError` listing every bad file unless the
+    ``compress=False`` for outputs that grow with the files (see
+    :meth:`ExecutionSession.coffea_executor`). ``stage_config`` keys the checkpoint directory,
+    so a changed configuration never reuses stale chunk outputs. Raises :class:`InputError` listing every bad file unless the
     session's config says to skip them.
     """
     cfg = session.cfg
@@ -249,7 +251,7 @@ def run_processor(
     abs_fileset = {ds: [os.path.abspath(p) for p in files] for ds, files in good.items()}
     known = {os.path.abspath(p): m for p, m in known.items()}
     runner = processor.Runner(
-        executor=session.coffea_executor(desc=stage),
+        executor=session.coffea_executor(desc=stage, compress=compress),
         metadata_cache=_coffea_metadata_cache(abs_fileset, treename, known),
         chunksize=chunksize,
         schema=BaseSchema,

@@ -197,17 +197,21 @@ class ExecutionSession:
             print(f"\r{desc}: {len(futures)}/{len(futures)}")
         return results
 
-    def coffea_executor(self, desc: str = "Processing") -> Any:
-        """A fresh coffea executor bound to this session's resources."""
+    def coffea_executor(self, desc: str = "Processing", *, compress: bool = True) -> Any:
+        """A fresh coffea executor bound to this session's resources.
+
+        ``compress=False`` for outputs that grow with the files (the scaling stage's per-file
+        sums): merging on the driver, coffea decompresses, merges and re-compresses the *whole*
+        accumulator on every round of finished chunks — quadratic in the number of chunks.
+        Outputs of a fixed size (histograms) keep lz4, which keeps sparse ones small in flight
+        and on the driver.
+        """
         cfg = self.cfg
         common = {"status": cfg.progress, "desc": desc, "unit": "chunk"}
         if cfg.executor == "iterative":
             return _IterativeExecutor(retries=cfg.retries, **common)
-        # compression=None: merging on the driver, coffea decompresses, merges and re-compresses
-        # the *whole* accumulator on every round of finished chunks — quadratic in the number of
-        # chunks for outputs that grow with the files (the scaling stage's per-file sums). Chunk
-        # outputs then travel as Parsl/pickle objects, uncompressed.
-        common["compression"] = None
+        if not compress:
+            common["compression"] = None
         if cfg.executor == "futures":
             return processor.FuturesExecutor(workers=cfg.workers, retries=cfg.retries, **common)
         if cfg.executor in ("parsl", "condor"):

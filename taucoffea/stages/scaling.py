@@ -569,7 +569,7 @@ def run_scaling(
     def _run(s: ExecutionSession) -> tuple[Any, RunReport]:
         return run_processor(
             s, proc, {"scaling": files}, treename=treename, stage="scaling", stage_config=stage_config,
-            branches=proc.columns, chunksize=chunksize,
+            branches=proc.columns, chunksize=chunksize, compress=False,  # per-file sums grow with the files
         )
 
     try:
