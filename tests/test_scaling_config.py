@@ -194,6 +194,8 @@ def test_parse_file_range():
         ("a > 1 and (b < 2 || c) && d in [1, 2]", ["a > 1", "(b < 2 || c)", "d in [1, 2]"]),
         ("a > 1 && b < 2 || c", ["a > 1 && b < 2 || c"]),  # || at the top: kept whole
         ("(a && b) or c", ["(a && b) or c"]),
+        ("a > 1 and b > 0 | c > 0", ["a > 1 and b > 0 | c > 0"]),  # '|' is an 'or' too
+        ("a > 1 & b > 0 && c > 0", ["a > 1 & b > 0", "c > 0"]),
         ("pfCand_pt > 1 && orbit_andx == 2", ["pfCand_pt > 1", "orbit_andx == 2"]),  # names, not words
         ("!(a && b) && c", ["!(a && b)", "c"]),
         ("x", ["x"]),
@@ -203,3 +205,25 @@ def test_cut_terms_split_at_top_level_and_only(cut, terms):
     from taucoffea.processors.scaling import _split_conjuncts
 
     assert _split_conjuncts(cut) == terms
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        "a > 1 && b in [0, 2] && !(c < 0.5 || a == 3)",
+        "a > 1 and (b > 0 | c > 0) and c < 0.9",
+        "abs(a - 2) < 1 && b != 1 & c >= 0.2",
+        "a >= 2 || b == 0 && c > 0.5",
+        "not a > 2 and b not in [1] and c > 0.1",
+    ],
+)
+def test_cut_terms_conjoin_to_the_cut(cut):
+    import numpy as np
+
+    from taucoffea.columns.selection import compile_selection
+    from taucoffea.processors.scaling import _split_conjuncts
+
+    rng = np.random.default_rng(3)
+    env = {"a": rng.integers(0, 5, 500), "b": rng.integers(0, 3, 500), "c": rng.random(500)}
+    parts = [np.asarray(compile_selection(t)(env), dtype=bool) for t in _split_conjuncts(cut)]
+    np.testing.assert_array_equal(np.logical_and.reduce(parts), np.asarray(compile_selection(cut)(env), dtype=bool))

@@ -309,12 +309,12 @@ class _Conjunct(NamedTuple):
     selection: Selection
 
 
-_CUT_TOKENS = re.compile(r"&&|\|\||\band\b|\bor\b|[()\[\]]")
+_CUT_TOKENS = re.compile(r"&&|\|\|?|\band\b|\bor\b|[()\[\]]")
 
 
 def _split_conjuncts(text: str) -> list[str]:
-    """The top-level ``&&`` / ``and`` terms of a valid cut (the cut itself when an ``||`` /
-    ``or`` sits at the top level). ``&&`` binds looser than every operator but ``||``, so the
+    """The top-level ``&&`` / ``and`` terms of a valid cut (the cut itself when an ``||``,
+    ``|`` or ``or`` sits at the top level). ``&&`` binds looser than every operator but ``||``, so the
     terms of a valid cut are valid cuts whose conjunction is the cut."""
     depth, start, parts = 0, 0, []
     for match in _CUT_TOKENS.finditer(text):
@@ -324,7 +324,7 @@ def _split_conjuncts(text: str) -> list[str]:
         elif token in (")", "]"):
             depth -= 1
         elif depth == 0:
-            if token in ("||", "or"):
+            if token in ("||", "|", "or"):  # '|' is an 'or' of the selection language too
                 return [text.strip()]
             parts.append(text[start : match.start()].strip())
             start = match.end()
