@@ -165,9 +165,12 @@ _DRIVER = textwrap.dedent(
     """
     # the real `taucoffea` CLI, with every chunk's start and end marked in $TC_MARKS and an
     # optional sleep per chunk, so the test can interrupt it at a known point
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
 
+    # a process started in the background inherits SIGINT ignored (and Python then keeps it
+    # ignored); the drill plays a user pressing Ctrl-C in a terminal, so restore that
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     marks, delay = Path(os.environ["TC_MARKS"]), float(os.environ.get("TC_DELAY", "0"))
 
     def mark(cls):
