@@ -276,3 +276,82 @@ def test_refusals_and_errors(sm_output: Path, tmp_path: Path) -> None:
                 "--group-id-json", str(sm_output / "datagroup_hash.json"))
     with pytest.raises(SystemExit):  # --input is required
         cli_run("--output", str(tmp_path / "x"))
+
+
+# ------------------------------------------------------------- each chunk against the rest
+
+
+def _leaf_paths(node: dict, path: tuple[str, ...] = ()) -> set[str]:
+    found = set()
+    for key, value in node.items():
+        if key.startswith("pvalues"):
+            found.add("/".join((*path, key)))
+        elif isinstance(value, dict):
+            found |= _leaf_paths(value, (*path, key))
+    return found
+
+
+def test_reference_rest_recomputed_from_the_rows(sm_output: Path, tmp_path: Path) -> None:
+    from scipy import stats
+
+    from taucoffea.algorithms.validation_stats import chi2_test
+
+    nsplit = 5
+    rest = run_validate(sm_output, tmp_path / "rest", nsplit=nsplit, reference="rest", use_dataset_id=True,
+                        formats=("png",), verbose=False)
+    first = run_validate(sm_output, tmp_path / "chunk0", nsplit=nsplit, use_dataset_id=True, formats=(),
+                         verbose=False)
+    # the same tests in the same layout, so every reader of pvalues.json works on both
+    written = _strict_json(tmp_path / "rest" / "pvalues.json")
+    assert _leaf_paths(written) == _leaf_paths(first.pvalues) and written == rest.pvalues
+    assert rest.reference == "rest" and "rest of the output" in rest.summary()
+
+    rows = _all_rows(sm_output)
+    b = chunk_bounds(len(rows), nsplit)
+    tau_type = ak.to_numpy(rows["tauType"])
+    edges = np.linspace(0.0, 1000.0, 101)
+    for code, name in ((2, "tau"), (3, "jet")):
+        pt = ak.to_numpy(rows["tau_pt"]).astype(np.float64)
+        in_type = tau_type == code
+        leaf = rest.pvalues["tauType"][name]["tau_pt"]
+        for k in range(nsplit):
+            in_chunk = np.zeros(len(rows), bool)
+            in_chunk[b[k] : b[k + 1]] = True
+            mine, others = pt[in_type & in_chunk], pt[in_type & ~in_chunk]
+            assert leaf["pvalues_ks"][k] == pytest.approx(stats.ks_2samp(mine, others).pvalue, rel=1e-9)
+            hist = [np.bincount(np.searchsorted(edges, x, side="right"), minlength=102) for x in (mine, others)]
+            assert leaf["pvalues"][k] == pytest.approx(chi2_test(*hist).pvalue, rel=1e-9)
+    assert rest.pvalues["tauType"]["pvalues"][0] < 1.0  # chunk 0 is tested too, not trivially 1
+    img = matplotlib.image.imread(tmp_path / "rest" / "plots" / "tauType_tau_tau_pt.png")
+    assert img[..., :3].std() > 0.05
+    with pytest.raises(ConfigError, match="reference"):
+        run_validate(sm_output, tmp_path / "x", reference="chunk1", formats=(), verbose=False)
+
+
+def test_reference_rest_finds_the_biased_chunks(sm_output: Path, tmp_path: Path) -> None:
+    rows = _all_rows(sm_output)
+    n, nsplit = len(rows), 5
+    b = chunk_bounds(n, nsplit)
+    cols = {f: ak.to_numpy(rows[f]).copy() for f in rows.fields}
+    cols["tau_pt"][b[3] : b[4]] *= np.float32(1.3)  # chunk 3: pT scaled up by 30 %
+    biased = tmp_path / "biased"
+    _copy_side_files(sm_output, biased)
+    write_parquet(ak.zip(cols, depth_limit=1), biased / "ShuffleMergeSpectral_0.parquet")
+
+    r = run_validate(biased, tmp_path / "v", nsplit=nsplit, reference="rest", pvthreshold=1e-3, formats=(),
+                     verbose=False)
+    failed = {(f.path, f.test): f.chunks for f in r.failed}
+    for test in ("chi2", "ks"):
+        assert 3 in failed.get(("sampleType/MC/tau_pt", test), []), failed
+        leaf = r.pvalues["sampleType"]["MC"]["tau_pt"]["pvalues" if test == "chi2" else "pvalues_ks"]
+        assert int(np.argmin(leaf)) == 3
+    # every composition test passes: pT scaling moves no tau between categories
+    assert not [f for f in r.failed if f.path.split("/")[-1] not in ("tau_pt", "tau_eta")]
+    # with 5 chunks the rest of every other chunk holds a quarter of the biased taus, so other
+    # chunks may fail too; the biased one stands out in every failing test
+    for (path, test), _ in failed.items():
+        node = r.pvalues
+        for key in path.split("/"):
+            node = node[key]
+        ps = np.array(node["pvalues" if test == "chi2" else "pvalues_ks"], dtype=float)
+        assert int(np.argmin(ps)) == 3 and ps[3] < np.delete(ps, 3).min() ** 3, (path, test, ps)

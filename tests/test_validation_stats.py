@@ -10,10 +10,12 @@ from scipy import stats
 
 from taucoffea.algorithms.validation_stats import (
     chi2_test,
+    chi2_vs_rest,
     closure_report,
     compare_chunks,
     failed_tests,
     ks_test,
+    ks_vs_rest,
     merge_pvalues,
 )
 from taucoffea.errors import ConfigError
@@ -212,3 +214,46 @@ def test_closure_report_errors() -> None:
         closure_report({"e": np.ones(2)}, {"mu": np.ones(2)})
     with pytest.raises(ConfigError, match="shapes differ"):
         closure_report({"e": np.ones(2)}, {"e": np.ones(3)})
+
+
+# ------------------------------------------------------------- each chunk against the rest
+
+
+def test_ks_vs_rest_equals_scipy_on_the_two_samples() -> None:
+    rng = _rng(31)
+    # rounded values: ties inside a part, across parts and at the part's ends
+    big = np.round(rng.exponential(40.0, 48_000), 1).astype(np.float32)
+    big[30_000:36_000] *= np.float32(1.02)
+    small = np.round(rng.normal(size=9_000), 2)
+    for x, splits in ((big, [0, 2_000, 30_000, 36_000, 48_000]), (small, [0, 1, 4_000, 9_000])):
+        ps = ks_vs_rest(x, splits)
+        for p, a, b in zip(ps, splits[:-1], splits[1:], strict=True):
+            ref = stats.ks_2samp(x[a:b].astype(np.float64), np.concatenate([x[:a], x[b:]]).astype(np.float64))
+            assert p == pytest.approx(ref.pvalue, rel=1e-9, abs=1e-300), (a, b)
+    assert ks_vs_rest(big, [0, 48_000])[0] != ks_vs_rest(big, [0, 48_000])[0]  # NaN: empty rest
+    assert math.isnan(ks_vs_rest(small, [0, 0, 9_000])[0])  # empty part
+    with pytest.raises(ConfigError, match="splits"):
+        ks_vs_rest(small, [0, 10, 5, 9_000])
+    with pytest.raises(ConfigError, match="splits"):
+        ks_vs_rest(small, [0, 10])
+
+
+def test_vs_rest_pvalues_of_a_fair_split_are_uniform_and_a_biased_part_is_found() -> None:
+    rng = _rng(77)
+    probs = rng.dirichlet(np.full(15, 4.0))
+    counts = rng.multinomial(1500, probs, size=300)
+    p_chi2 = np.array(chi2_vs_rest(counts))
+    assert stats.kstest(p_chi2, "uniform").pvalue > 0.01
+    assert 5 <= np.sum(p_chi2 < 0.05) <= 26  # binomial(300, 0.05): mean 15, ±3σ ≈ [3, 27]
+    for k in (0, 17):  # each row against the sum of the others, as the pairwise test
+        assert p_chi2[k] == pytest.approx(chi2_test(counts[k], counts.sum(axis=0) - counts[k]).pvalue, rel=1e-12)
+
+    values = rng.exponential(50.0, 200 * 600)  # asymptotic regime: the rest has 119 400 values
+    splits = np.arange(0, values.size + 1, 600)
+    p_ks = np.array(ks_vs_rest(values, splits))
+    assert stats.kstest(p_ks, "uniform").pvalue > 0.01
+    values[600 * 50 : 600 * 51] *= 1.4  # part 50 drawn from a harder spectrum
+    p_biased = np.array(ks_vs_rest(values, splits))
+    assert np.argmin(p_biased) == 50 and p_biased[50] < 1e-3
+    with pytest.raises(ConfigError, match="chunks x bins"):
+        chi2_vs_rest(np.ones(5))

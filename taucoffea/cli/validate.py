@@ -20,6 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nsplit", type=int, default=100, help="number of chunks of consecutive rows (default 100)")
     parser.add_argument("--test", default="both", choices=("chi2", "ks", "both"),
                         help="test of the pT / eta spectra (compositions always use chi2); default both")
+    parser.add_argument("--reference", default="chunk0", choices=("chunk0", "rest"),
+                        help="compare each chunk with chunk 0 (the original; default) or with the rest of the "
+                        "output (independent p-values)")
     parser.add_argument("--pvthreshold", type=float, default=0.05, help="warn below this p-value (default 0.05)")
     parser.add_argument("--id-json", "--id_json", dest="id_json",
                         help="dataset_hash.json (default: next to the input files)")
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         args.output,
         nsplit=args.nsplit,
         test=args.test,
+        reference=args.reference,
         pvthreshold=args.pvthreshold,
         id_json=args.id_json,
         group_id_json=args.group_id_json,

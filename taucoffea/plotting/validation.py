@@ -2,7 +2,7 @@
 
 A chunk-test figure follows the original's canvas (the chunks' normalised distributions on
 top of each other) but condenses 100 overlaid histograms into what a reader needs: the
-reference chunk 0, the band spanned by all chunks, and the worst chunk when it fails; below,
+reference (chunk 0, or the whole output with ``--reference rest``), the band spanned by all chunks, and the worst chunk when it fails; below,
 the p-value of every chunk against the threshold, so a failing chunk stands out at a glance.
 """
 
@@ -49,7 +49,8 @@ def plot_chunk_tests(result: ValidationResult, folder: str | os.PathLike[str], f
         if "pvalues_ks" in node:
             series["ks"] = node["pvalues_ks"]
         base = Path(folder) / path.replace("/", "_")
-        written += plot_chunk_test(path, series, result.distributions.get(path), result.threshold, base, formats)
+        written += plot_chunk_test(path, series, result.distributions.get(path), result.threshold, base, formats,
+                                   reference=result.reference)
     return written
 
 
@@ -60,16 +61,20 @@ def plot_chunk_test(
     threshold: float,
     base: str | os.PathLike[str],
     formats: Sequence[str] = ("pdf", "png"),
+    reference: str = "chunk0",
 ) -> list[Path]:
-    """Distributions per chunk (top) and p-value per chunk with the threshold (bottom)."""
+    """Distributions per chunk (top) and p-value per chunk with the threshold (bottom).
+
+    ``reference`` (``chunk0`` or ``rest``) says what the p-values compared each chunk with; the
+    top panel then draws chunk 0 or the whole output as the reference line."""
     fig, (top, bottom) = new_figure(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [3, 2]})
     with plt.style.context(mplhep.style.CMS):
         worst = _worst_chunk(pvalues, threshold)
         if distribution is not None:
-            _draw_distribution(top, distribution, worst)
+            _draw_distribution(top, distribution, worst, reference)
         top.legend(fontsize=11, title=path, title_fontsize=11, loc="best")
         cms_label(top)
-        _draw_pvalues(bottom, pvalues, threshold)
+        _draw_pvalues(bottom, pvalues, threshold, reference)
         fig.tight_layout()
     return save_figure(fig, base, formats)
 
@@ -90,7 +95,7 @@ def _normalised(counts: np.ndarray) -> np.ndarray:
         return np.where(totals > 0, counts / np.where(totals > 0, totals, 1), np.nan)
 
 
-def _draw_distribution(ax: Any, d: ChunkDistribution, worst: tuple[int, float] | None) -> None:
+def _draw_distribution(ax: Any, d: ChunkDistribution, worst: tuple[int, float] | None, reference: str) -> None:
     if d.labels is not None:
         seen = d.counts.any(axis=0)  # categories never filled (emb_*, data, unknown …) say nothing
         seen = seen if seen.any() else np.ones_like(seen)
@@ -108,7 +113,11 @@ def _draw_distribution(ax: Any, d: ChunkDistribution, worst: tuple[int, float] |
     lo, hi = np.nanmin(frac[filled], axis=0), np.nanmax(frac[filled], axis=0)
     ax.fill_between(edges, np.append(lo, lo[-1]), np.append(hi, hi[-1]), step="post", color=PALETTE[0],
                     alpha=0.35, label=f"all {int(filled.sum())} chunks (min–max)")
-    mplhep.histplot(np.nan_to_num(frac[0]), edges, ax=ax, color="k", label="chunk 0 (reference)")
+    if reference == "rest":
+        whole = _normalised(counts.sum(axis=0, keepdims=True))[0]
+        mplhep.histplot(np.nan_to_num(whole), edges, ax=ax, color="k", label="whole output")
+    else:
+        mplhep.histplot(np.nan_to_num(frac[0]), edges, ax=ax, color="k", label="chunk 0 (reference)")
     if worst is not None and filled[worst[0]]:
         mplhep.histplot(np.nan_to_num(frac[worst[0]]), edges, ax=ax, color=PALETTE[1],
                         label=f"chunk {worst[0]} (p = {worst[1]:.2g})")
@@ -123,7 +132,7 @@ def _draw_distribution(ax: Any, d: ChunkDistribution, worst: tuple[int, float] |
         ax.set_ylim(bottom=0)
 
 
-def _draw_pvalues(ax: Any, pvalues: Mapping[str, Sequence[float | None]], threshold: float) -> None:
+def _draw_pvalues(ax: Any, pvalues: Mapping[str, Sequence[float | None]], threshold: float, reference: str) -> None:
     n = max(len(v) for v in pvalues.values())
     lowest = 1.0
     for i, (test, values) in enumerate(pvalues.items()):
@@ -141,7 +150,7 @@ def _draw_pvalues(ax: Any, pvalues: Mapping[str, Sequence[float | None]], thresh
     ax.set_xlim(-0.5, n - 0.5)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("chunk")
-    ax.set_ylabel("p-value vs chunk 0")
+    ax.set_ylabel("p-value vs rest" if reference == "rest" else "p-value vs chunk 0")
     ax.legend(fontsize=11, ncol=3, loc="lower left")
 
 

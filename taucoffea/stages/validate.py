@@ -3,14 +3,18 @@
 The merged files (``ShuffleMergeSpectral_<k>.parquet``, in order of ``k``) are read as one
 table and split into ``nsplit`` chunks of consecutive rows exactly as the original's
 RDataFrame ``Range`` split: row ``r`` of the concatenation (``N`` rows in all) belongs to chunk
-``r · nsplit // N``, so chunks have equal row counts up to one. Chunk 0 is compared with every
-chunk (itself included, p = 1) by :func:`~taucoffea.algorithms.validation_stats.compare_chunks`:
-tau-type, sample-type, data-group (and, opt-in, dataset) composition with χ², and the pT / η
-spectra within each of those categories with χ² and/or KS.
+``r · nsplit // N``, so chunks have equal row counts up to one. As in the original, chunk 0 is
+compared with every chunk (itself included, p = 1) by
+:func:`~taucoffea.algorithms.validation_stats.compare_chunks`: tau-type, sample-type, data-group
+(and, opt-in, dataset) composition with χ², and the pT / η spectra within each of those
+categories with χ² and/or KS. ``reference="rest"`` compares each chunk with the rest of the
+output instead (same tests, same layout), which makes the p-values of a fair split independent
+of one chunk's fluctuation.
 
 Memory stays bounded: only the six or so flat columns the tests need are read (never the
 jagged candidate lists), batch by batch, and only the reference chunk, the current chunk and
-per-chunk histograms are held.
+per-chunk histograms are held — except for KS against the rest, which keeps every tau's pT and
+η once per tested variable (≈ 8 bytes × variables per tau, e.g. 240 MB for 10 M taus).
 
 When the stage's ``acceptance/expected.json`` is found and the files are the stage's complete
 output, a closure report compares the observed (type, |η|, pT) counts with the expected ones
@@ -34,9 +38,11 @@ import pyarrow.parquet as pq
 from taucoffea.algorithms.acceptance import AcceptanceTable, expected_by_type
 from taucoffea.algorithms.validation_stats import (
     TypeClosure,
+    chi2_vs_rest,
     closure_report,
     compare_chunks,
     failed_tests,
+    ks_vs_rest,
     merge_pvalues,
 )
 from taucoffea.columns.atomic import check_output, write_text_atomic
@@ -47,6 +53,7 @@ __all__ = [
     "EXPECTED_JSON",
     "ETA_HIST",
     "PT_HIST",
+    "REFERENCES",
     "ChunkDistribution",
     "ExpectedCounts",
     "FailedTest",
@@ -64,6 +71,8 @@ EXPECTED_JSON = "expected.json"
 PT_HIST = (100, 0.0, 1000.0)
 ETA_HIST = (10, -2.5, 2.5)
 TESTS = ("chi2", "ks")
+#: What each chunk is compared with: chunk 0 (the original) or all other chunks together.
+REFERENCES = ("chunk0", "rest")
 _MERGED = re.compile(r"ShuffleMergeSpectral_(\d+)\.parquet")
 _KINEMATIC = ("tau_pt", "tau_eta")
 _EXPECTED_FORMAT = "taucoffea-shuffle-merge-expected"
@@ -306,13 +315,15 @@ class _Variables:
 
 
 class _Histograms:
-    """Accumulates :class:`ChunkDistribution` rows chunk by chunk."""
+    """Accumulates :class:`ChunkDistribution` rows chunk by chunk (and, with ``keep_values``,
+    each pT / η slice's values in row order, for KS against the rest)."""
 
-    def __init__(self, variables: _Variables, nsplit: int) -> None:
+    def __init__(self, variables: _Variables, nsplit: int, keep_values: bool = False) -> None:
         self.vars, self.nsplit = variables, nsplit
         self.pt_edges = np.linspace(PT_HIST[1], PT_HIST[2], PT_HIST[0] + 1)
         self.eta_edges = np.linspace(ETA_HIST[1], ETA_HIST[2], ETA_HIST[0] + 1)
         self.dists: dict[str, ChunkDistribution] = {}
+        self.values: dict[str, list[np.ndarray]] | None = {} if keep_values else None
 
     def _row(self, path: str, k: int, counts: np.ndarray, **kw: Any) -> None:
         d = self.dists.get(path)
@@ -334,9 +345,12 @@ class _Histograms:
                 sel = codes == c
                 base = f"{top}/{names[c]}"
                 for name, edges in (("tau_pt", self.pt_edges), ("tau_eta", self.eta_edges)):
-                    idx = np.searchsorted(edges, chunk[name][sel].astype(np.float64), side="right")
+                    x = chunk[name][sel]
+                    idx = np.searchsorted(edges, x.astype(np.float64), side="right")
                     counts = np.bincount(idx, minlength=edges.size + 1).astype(float)
                     self._row(f"{base}/{name}", k, counts, edges=edges)
+                    if self.values is not None:
+                        self.values.setdefault(f"{base}/{name}", []).append(x)
                 if top == "uh_dataset_group_id" and ds_codes is not None:
                     counts = np.bincount(ds_codes[sel], minlength=len(ds_labels)).astype(float)
                     self._row(f"{base}/uh_dataset_id", k, counts, labels=ds_labels)
@@ -370,6 +384,7 @@ class ValidationResult:
     notes: list[str] = field(default_factory=list)
     outputs: list[Path] = field(default_factory=list)
     distributions: dict[str, ChunkDistribution] = field(default_factory=dict, repr=False)
+    reference: str = "chunk0"  #: one of :data:`REFERENCES`
 
     @property
     def closure_failed(self) -> list[str]:
@@ -382,13 +397,16 @@ class ValidationResult:
 
     def summary(self) -> str:
         # chunk 0 against itself is trivially p = 1; None marks an untestable (empty) side
-        ps = [p for v in _pvalue_lists(self.pvalues) for p in v[1:] if p is not None]
+        first = 1 if self.reference == "chunk0" else 0
+        ps = [p for v in _pvalue_lists(self.pvalues) for p in v[first:] if p is not None]
         below = sum(p < self.threshold for p in ps)
+        how = ("in correlated groups: every chunk is compared with the same chunk 0; "
+               "--reference rest compares each with the rest of the output"
+               if self.reference == "chunk0" else "each chunk is compared with the rest of the output")
         lines = [
             f"{self.n_entries} entries in {len(self.files)} file(s), {self.nsplit} chunks, "
             f"tests {'+'.join(self.tests)}; {below} of {len(ps)} p-values below {self.threshold:g} "
-            f"(a fair split gives about {self.threshold * len(ps):.1f}, in correlated groups: every "
-            "chunk is compared with the same chunk 0)"
+            f"(a fair split gives about {self.threshold * len(ps):.1f}, {how})"
         ]
         lines += [f"note: {n}" for n in self.notes]
         for f in self.failed:
@@ -461,10 +479,12 @@ def run_validate(
     overwrite: bool = False,
     batch_size: int = 262_144,
     verbose: bool = True,
+    reference: str = "chunk0",
 ) -> ValidationResult:
     """Validate merged shuffle & merge files and write ``pvalues.json``, plots, ``closure.json``.
 
-    ``inputs``: folders and/or files. Hash tables default to ``dataset_hash.json`` /
+    ``reference``: ``chunk0`` (the original: every chunk against chunk 0) or ``rest`` (every
+    chunk against all the others; module docstring). ``inputs``: folders and/or files. Hash tables default to ``dataset_hash.json`` /
     ``datagroup_hash.json`` next to the first file, ``expected_json`` to
     ``acceptance/expected.json`` there (the closure is skipped, with a note, when it is absent
     or does not describe exactly these files). ``formats=()`` writes no plots.
@@ -474,6 +494,8 @@ def run_validate(
     if not 0 < pvthreshold < 1:
         raise ConfigError(f"--pvthreshold must be in (0, 1), got {pvthreshold}")
     tests = _parse_tests(test)
+    if reference not in REFERENCES:
+        raise ConfigError(f"--reference {reference!r}: allowed are {', '.join(REFERENCES)}")
     formats = [f.strip().lower() for f in formats if f.strip()]
     bad_fmt = [f for f in formats if f not in ("pdf", "png", "svg")]
     if bad_fmt:
@@ -503,17 +525,18 @@ def run_validate(
 
     expected, closure_note = _expected_for(files, expected_json)
     variables = _Variables(group_ids, dataset_ids, with_sample_type)
-    histograms = _Histograms(variables, nsplit)
+    against_rest = reference == "rest"
+    histograms = _Histograms(variables, nsplit, keep_values=against_rest and "ks" in tests)
     results: dict[str, list[dict[str, Any]]] = {t: [] for t in tests}
     observed: dict[str, np.ndarray] = {}
     unexpected_types: dict[str, int] = {}
-    reference: dict[str, np.ndarray] | None = None
+    chunk0: dict[str, np.ndarray] | None = None
     for k, chunk in _iter_chunks(files, columns, chunk_bounds(total, nsplit), batch_size):
         if k == 0:
-            reference = chunk
-        assert reference is not None
-        for t in tests:
-            res = compare_chunks(chunk, reference, group_ids=group_ids, dataset_ids=dataset_ids, test=t,
+            chunk0 = chunk
+        assert chunk0 is not None
+        for t in tests if not against_rest else ():
+            res = compare_chunks(chunk, chunk0, group_ids=group_ids, dataset_ids=dataset_ids, test=t,
                                  pt_hist=PT_HIST, eta_hist=ETA_HIST)
             if not with_sample_type:
                 res.pop("sampleType", None)
@@ -522,7 +545,7 @@ def run_validate(
         if expected is not None:
             _fill_observed(observed, unexpected_types, chunk, expected)
 
-    trees = {t: merge_pvalues(results[t]) for t in tests}
+    trees = {t: _trees_vs_rest(histograms, t) if against_rest else merge_pvalues(results[t]) for t in tests}
     failed = []
     for t in tests:
         for path, chunks in failed_tests(trees[t], pvthreshold).items():
@@ -541,7 +564,7 @@ def run_validate(
     result = ValidationResult(
         files=files, n_entries=total, nsplit=nsplit, tests=tests, threshold=pvthreshold, pvalues=pvalues,
         failed=failed, closure=closure, closure_note=closure_note, notes=notes, distributions=histograms.dists,
-        unexpected_types=unexpected_types,
+        unexpected_types=unexpected_types, reference=reference,
     )
     if formats:
         from taucoffea.plotting.validation import plot_closure, plot_chunk_tests
@@ -555,6 +578,27 @@ def run_validate(
         _print_header(files, total, group_ids, dataset_ids)
         print(result.summary())
     return result
+
+
+def _trees_vs_rest(histograms: _Histograms, test: str) -> dict[str, Any]:
+    """The :func:`merge_pvalues` tree of one test with every chunk against all the others.
+
+    χ² needs only the per-chunk histograms (the rest is the total minus the chunk); KS takes
+    the slice's values kept in row order, where each chunk's values are one contiguous run.
+    """
+    tree: dict[str, Any] = {}
+    for path, dist in histograms.dists.items():
+        if test == "ks" and path.rsplit("/", 1)[-1] in _KINEMATIC:
+            assert histograms.values is not None
+            splits = np.concatenate([[0], np.cumsum(dist.counts.sum(axis=1))]).astype(np.int64)
+            ps = ks_vs_rest(np.concatenate(histograms.values[path]), splits)
+        else:
+            ps = chi2_vs_rest(dist.counts)
+        node = tree
+        for key in path.split("/"):
+            node = node.setdefault(key, {})
+        node["pvalues"] = [None if np.isnan(p) else float(p) for p in ps]
+    return tree
 
 
 def _expected_for(
