@@ -85,3 +85,46 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(autouse=True)
 def _quiet_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+#: pT edges of the adversarial mix inputs' weights
+MIX_EDGES = [30.0, 40, 50, 70, 100, 400]
+#: taus available per contribution: W_jets is the scarcest (62 // 5 = 12 batches)
+MIX_AVAILABLE = {"data": 900, "DY_taus": 700, "tt_taus": 60, "DY_muons": 25, "tt_jets": 30, "W_jets": 62,
+                 "QCD_jets": 80}
+
+
+def write_mix_inputs(root: Path) -> Path:
+    """Inputs of the adversarial mix under ``root``: ``drop/<contribution>/part_*.parquet`` (two
+    files for data and DY τ) and their pT weights in ``weights/`` (shared by the mix tests and
+    the fault drills)."""
+    import awkward as ak
+
+    from taucoffea.adversarial.contributions import DEFAULT_CONFIG
+    from taucoffea.columns.parquet import write_parquet
+    from taucoffea.execution.config import ExecutorConfig
+    from taucoffea.stages.reweight import run_reweight
+
+    rng = np.random.Generator(np.random.Philox(8))
+    for k, c in enumerate(DEFAULT_CONFIG.contributions):
+        n = MIX_AVAILABLE[c.name]
+        pt = (30 + rng.exponential(12 + 4 * k, n)).clip(30, 399).astype(np.float32)
+        rows = ak.zip(
+            {
+                "evt": np.arange(n, dtype=np.uint64) + np.uint64(1_000_000 * k),
+                "sampleType": np.full(n, 0 if c.is_data else 1, np.int32),
+                "tauType": np.full(n, -1, np.int32),
+                "tau_pt": pt,
+                "mytauType": np.full(n, 8 if c.is_data else c.tau_type, np.int32),
+                "dataset_id": np.full(n, np.iinfo(np.uint64).max, np.uint64),
+                "pfCand_pt": ak.unflatten(rng.random(3 * n).astype(np.float32), np.full(n, 3)),
+            },
+            depth_limit=1,
+        )
+        cut = n // 3 if c.name in ("data", "DY_taus") else n
+        write_parquet(rows[:cut], root / "drop" / c.name / "part_0.parquet")
+        if cut < n:
+            write_parquet(rows[cut:], root / "drop" / c.name / "part_1.parquet")
+    run_reweight(root / "drop", root / "weights", pt_edges=MIX_EDGES,
+                 executor=ExecutorConfig(executor="iterative", progress=False))
+    return root

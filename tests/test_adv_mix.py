@@ -10,6 +10,7 @@ import awkward as ak
 import correctionlib
 import numpy as np
 import pytest
+from conftest import MIX_AVAILABLE, MIX_EDGES, write_mix_inputs
 
 from taucoffea.adversarial.contributions import DEFAULT_CONFIG
 from taucoffea.algorithms.mixing import plan_mix, row_destinations
@@ -17,13 +18,11 @@ from taucoffea.algorithms.reweight import WEIGHT_CORRECTION
 from taucoffea.errors import ConfigError, InputError, OutputExistsError
 from taucoffea.execution.config import ExecutorConfig
 from taucoffea.stages.mix import run_mix
-from taucoffea.stages.reweight import run_reweight
 
 ITER = ExecutorConfig(executor="iterative", progress=False)
-EDGES = [30.0, 40, 50, 70, 100, 400]
+EDGES = MIX_EDGES
+AVAILABLE = MIX_AVAILABLE
 COMP = DEFAULT_CONFIG.composition()
-# taus available per contribution: W_jets is the scarcest (62 // 5 = 12 batches)
-AVAILABLE = {"data": 900, "DY_taus": 700, "tt_taus": 60, "DY_muons": 25, "tt_jets": 30, "W_jets": 62, "QCD_jets": 80}
 
 
 # ------------------------------------------------------------------------------ plan
@@ -70,32 +69,7 @@ def test_row_destinations_fill_every_slot_once() -> None:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder per contribution (two files for data and DY τ), and their pT weights."""
-    from taucoffea.columns.parquet import write_parquet
-
-    root = tmp_path_factory.mktemp("mix")
-    rng = np.random.Generator(np.random.Philox(8))
-    for k, c in enumerate(DEFAULT_CONFIG.contributions):
-        n = AVAILABLE[c.name]
-        pt = (30 + rng.exponential(12 + 4 * k, n)).clip(30, 399).astype(np.float32)
-        rows = ak.zip(
-            {
-                "evt": np.arange(n, dtype=np.uint64) + np.uint64(1_000_000 * k),
-                "sampleType": np.full(n, 0 if c.is_data else 1, np.int32),
-                "tauType": np.full(n, -1, np.int32),
-                "tau_pt": pt,
-                "mytauType": np.full(n, 8 if c.is_data else c.tau_type, np.int32),
-                "dataset_id": np.full(n, np.iinfo(np.uint64).max, np.uint64),
-                "pfCand_pt": ak.unflatten(rng.random(3 * n).astype(np.float32), np.full(n, 3)),
-            },
-            depth_limit=1,
-        )
-        cut = n // 3 if c.name in ("data", "DY_taus") else n
-        write_parquet(rows[:cut], root / "drop" / c.name / "part_0.parquet")
-        if cut < n:
-            write_parquet(rows[cut:], root / "drop" / c.name / "part_1.parquet")
-    run_reweight(root / "drop", root / "weights", pt_edges=EDGES, executor=ITER)
-    return root
+    return write_mix_inputs(tmp_path_factory.mktemp("mix"))
 
 
 def _mix(inputs: Path, out: Path, **kw) -> tuple:

@@ -33,9 +33,7 @@ import awkward as ak
 import numpy as np
 import psutil
 import pytest
-from conftest import write_mini_tautuple
-from test_adv_mix import EDGES as MIX_EDGES
-from test_adv_mix import inputs as mix_inputs  # noqa: F401 - the mix drill's input fixture
+from conftest import MIX_EDGES, write_mini_tautuple, write_mix_inputs
 
 from taucoffea.errors import InputError, TaucoffeaError
 from taucoffea.execution.config import ExecutorConfig
@@ -573,6 +571,11 @@ def _event_drop_stage(tmp: Path, request: pytest.FixtureRequest) -> tuple[Stage,
     edges = [20.0, 40.0, 60.0, 100.0, 1000.0]
     return (lambda out, cfg, **kw: run_event_drop(tmp / "skim", out, target="dataset:A", pt_edges=edges, executor=cfg,
                                                   chunksize=300, **kw)), EventDropProcessor
+
+
+@pytest.fixture(scope="module")
+def mix_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_mix_inputs(tmp_path_factory.mktemp("mix"))
 
 
 def _mix_stage(tmp: Path, request: pytest.FixtureRequest) -> tuple[Stage, type]:
