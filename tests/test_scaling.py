@@ -335,6 +335,37 @@ def test_whole_files_come_back_summarised(toy_files):
     assert all(total[k] == whole["hists"][k] for k in total)
 
 
+def test_whole_root_files_come_back_summarised_through_the_runner(tmp_path):
+    """ROOT chunks learn their file's entry count from the runner's metadata (``file_entries``),
+    so a whole-file ROOT chunk takes the summarised path too; the numbers equal a run in parts."""
+    from taucoffea.execution.runner import run_processor
+    from taucoffea.execution.session import ExecutionSession
+    from taucoffea.processors.scaling import ScalingProcessor
+    from taucoffea.scaling.config import load_feature_config
+    from taucoffea.toy.generator import generate_toy
+
+    generate_toy(tmp_path / "root", seed=4, size=1200, datasets=["DYJetsToLL_M-50"], max_per_file=400, progress=False)
+    files = sorted(str(f) for f in (tmp_path / "root").rglob("*.root"))
+    assert len(files) == 3
+    proc = ScalingProcessor(load_feature_config(SHIPPED))
+
+    def run(chunksize: int) -> dict:
+        with ExecutionSession(ITER) as session:
+            out, _ = run_processor(session, proc, {"toy": files}, treename="taus", stage="t", stage_config={},
+                                   branches=proc.columns, chunksize=chunksize)
+        return out
+
+    whole, parts = run(100_000), run(150)
+    assert "hists" not in parts
+    for f in files:
+        assert "hists" not in whole["files"][f] and "summaries" not in parts["files"][f]
+        for key, h in parts["files"][f]["hists"].items():
+            assert whole["files"][f]["summaries"][key] == h.summary()
+    a = run_scaling(SHIPPED, tmp_path / "root", None, executor=ITER, chunksize=100_000)
+    b = run_scaling(SHIPPED, tmp_path / "root", None, executor=ITER, chunksize=150)
+    assert a.quantiles == b.quantiles
+
+
 def _small_toy(data: Path) -> None:
     from taucoffea.toy.generator import generate_taus
 

@@ -189,7 +189,14 @@ def _raise_own_error(err: BaseException) -> None:
 def _coffea_metadata_cache(
     fileset: Mapping[str, Sequence[str]], treename: str | None, known: Mapping[str, Mapping[str, Any]]
 ) -> dict[Any, dict[str, Any]]:
-    """coffea's ``metadata_cache``: ``FileMeta`` → ``{numentries, uuid}``, so it opens nothing."""
+    """coffea's ``metadata_cache``: ``FileMeta`` → ``{numentries, uuid, file_entries}``, so it
+    opens nothing.
+
+    coffea hands the keys of a file's metadata that it does not reserve to every chunk of the
+    file as ``events.metadata``: ``file_entries`` thus tells a processor whether its chunk is
+    the whole file (the scaling processor then ships final per-file results), for ROOT and
+    parquet alike, without opening the file again.
+    """
     from coffea.processor.executor import FileMeta
 
     cache = {}
@@ -199,6 +206,7 @@ def _coffea_metadata_cache(
             cache[FileMeta(dataset, os.path.abspath(path), treename or "")] = {
                 "numentries": meta["numentries"],
                 "uuid": bytes.fromhex(meta["uuid"]),
+                "file_entries": meta["numentries"],
             }
     return cache
 

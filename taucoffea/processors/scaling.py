@@ -19,7 +19,7 @@ whatever the chunking)::
                           "nonfinite": {(type, feature, cone): int64[3]}}},  # nan, +inf, −inf
      "hists": {(type, feature, cone): QuantileHist}}   # all files: total, or per_file whole files
 
-With ``quantiles: per_file`` a chunk that is its whole file (parquet input, chunk size ≥ file)
+With ``quantiles: per_file`` a chunk that is its whole file (chunk size ≥ file)
 ships the file's quantile summary and adds its histograms to the all-files total only; a file
 read in parts ships its histograms per file, merged and summarised on the driver. Both give
 the same numbers; the first keeps the driver's accumulator from growing by a histogram set
@@ -80,13 +80,21 @@ class _Chunk:
         self._counts: dict[str, np.ndarray | None] = {}
         self.shared: dict[Any, Any] = {}  # caches shared between var types (cone labels …)
         self._table = None
-        #: the chunk is its whole file (known for parquet input): per-file results are final here
+        #: the chunk is its whole file: per-file results are final here. taucoffea's runner puts
+        #: the file's entry count into every chunk's metadata (``file_entries``); in a plain
+        #: coffea Runner a parquet footer tells it, a ROOT chunk is then never taken as whole.
         self.whole_file = False
         meta = getattr(events, "metadata", None) or {}
-        if columns and not meta.get("treename") and "entrystart" in meta:
-            start, stop = int(meta["entrystart"]), int(meta["entrystop"])
+        if "entrystart" not in meta:
+            return
+        start, stop = int(meta["entrystart"]), int(meta["entrystop"])
+        parquet = not meta.get("treename")
+        if columns and parquet:
             self._table = read_parquet_rows(filename, sorted(columns), start, stop)
-            self.whole_file = start == 0 and stop == parquet_num_rows(filename)
+        file_entries = meta.get("file_entries")
+        if file_entries is None and parquet:
+            file_entries = parquet_num_rows(filename)
+        self.whole_file = start == 0 and stop == file_entries
 
     def _load(self, name: str) -> None:
         if self._table is not None:
