@@ -132,23 +132,27 @@ def test_fair_split_passes_and_closure_closes(sm_output: Path, tmp_path: Path) -
         assert c.chi2 == pytest.approx(stage[t]["chi2"], rel=1e-9)
 
 
-def test_biased_chunks_are_flagged(sm_output: Path, tmp_path: Path) -> None:
+def _biased_copy(sm_output: Path, dst: Path, nsplit: int, *, relabel_mu_in: int | None) -> Path:
+    """The output as one file with chunk 3's pT scaled up by 30 % and, optionally, 40 % of the
+    mu of another chunk relabelled as e (the type composition changes, spectra do not)."""
     rows = _all_rows(sm_output)
-    n, nsplit = len(rows), 5
+    n = len(rows)
     b = chunk_bounds(n, nsplit)
     cols = {f: ak.to_numpy(rows[f]).copy() for f in rows.fields}
-    # chunk 1: 40 % of its mu relabelled as e (the type composition changes, spectra do not)
-    rng = np.random.Generator(np.random.Philox(3))
-    in1 = np.zeros(n, bool)
-    in1[b[1] : b[2]] = True
-    relabel = in1 & (cols["tauType"] == 1) & (rng.random(n) < 0.4)
-    cols["tauType"][relabel] = 0
-    # chunk 3: pT scaled up by 30 %
+    if relabel_mu_in is not None:
+        rng = np.random.Generator(np.random.Philox(3))
+        inside = np.zeros(n, bool)
+        inside[b[relabel_mu_in] : b[relabel_mu_in + 1]] = True
+        cols["tauType"][inside & (cols["tauType"] == 1) & (rng.random(n) < 0.4)] = 0
     cols["tau_pt"][b[3] : b[4]] *= np.float32(1.3)
-    biased = tmp_path / "biased"
-    _copy_side_files(sm_output, biased)
-    write_parquet(ak.zip(cols, depth_limit=1), biased / "ShuffleMergeSpectral_0.parquet")
+    _copy_side_files(sm_output, dst)
+    write_parquet(ak.zip(cols, depth_limit=1), dst / "ShuffleMergeSpectral_0.parquet")
+    return dst
 
+
+def test_biased_chunks_are_flagged(sm_output: Path, tmp_path: Path) -> None:
+    nsplit = 5
+    biased = _biased_copy(sm_output, tmp_path / "biased", nsplit, relabel_mu_in=1)
     r = run_validate(biased, tmp_path / "v", nsplit=nsplit, test="both", pvthreshold=1e-3, formats=(),
                      verbose=False)
     failed = {(f.path, f.test): f.chunks for f in r.failed}
@@ -328,16 +332,9 @@ def test_reference_rest_recomputed_from_the_rows(sm_output: Path, tmp_path: Path
         run_validate(sm_output, tmp_path / "x", reference="chunk1", formats=(), verbose=False)
 
 
-def test_reference_rest_finds_the_biased_chunks(sm_output: Path, tmp_path: Path) -> None:
-    rows = _all_rows(sm_output)
-    n, nsplit = len(rows), 5
-    b = chunk_bounds(n, nsplit)
-    cols = {f: ak.to_numpy(rows[f]).copy() for f in rows.fields}
-    cols["tau_pt"][b[3] : b[4]] *= np.float32(1.3)  # chunk 3: pT scaled up by 30 %
-    biased = tmp_path / "biased"
-    _copy_side_files(sm_output, biased)
-    write_parquet(ak.zip(cols, depth_limit=1), biased / "ShuffleMergeSpectral_0.parquet")
-
+def test_reference_rest_finds_the_biased_chunk(sm_output: Path, tmp_path: Path) -> None:
+    nsplit = 5
+    biased = _biased_copy(sm_output, tmp_path / "biased", nsplit, relabel_mu_in=None)
     r = run_validate(biased, tmp_path / "v", nsplit=nsplit, reference="rest", pvthreshold=1e-3, formats=(),
                      verbose=False)
     failed = {(f.path, f.test): f.chunks for f in r.failed}
