@@ -138,6 +138,30 @@ def test_batches_are_deterministic_and_cover_each_row_once(toy) -> None:
     assert first == ak.to_numpy(ak.from_parquet(val_blocks[0].path, columns=["tau_pt"]).tau_pt).tolist()
 
 
+def test_batches_sliced_from_built_pieces_equal_batches_built_alone(toy) -> None:
+    from taucoffea.ml.dataset import TauDataset, find_parquet, split_blocks
+    from taucoffea.ml.inputs import InputBuilder
+
+    train_blocks, _ = split_blocks(find_parquet(toy["sm"]), 0.25)
+    light = InputBuilder("light")
+    a = TauDataset(train_blocks, light, 256, seed=9, workers=2)
+    b = TauDataset(train_blocks, light, 256, seed=9, cache_blocks=1)  # pieces evicted and rebuilt
+    assert a.piece_rows > 256 and a.piece_rows % 256 == 0  # several batches per build call
+    for epoch in (0, 1):
+        for ds in (a, b):
+            ds.set_epoch(epoch)
+        for i in range(len(a)):
+            alone = light.build(a.rows(i))
+            for x in (a[i][0], b.inputs(i)):
+                assert x.keys() == alone.keys()
+                for k in alone:  # the last batch of each block (184 rows) included
+                    np.testing.assert_array_equal(x[k], alone[k], err_msg=f"epoch {epoch} batch {i} {k}")
+    grids = TauDataset(train_blocks, InputBuilder("deeptau"), 64, seed=9, max_batches=2)
+    assert grids.piece_rows == 64  # ~0.5 MB of grids per tau: one batch per piece
+    np.testing.assert_array_equal(grids.inputs(1)["input_inner_hadrons"],
+                                  InputBuilder("deeptau").build(grids.rows(1))["input_inner_hadrons"])
+
+
 def test_resume_continues_where_it_stopped(toy) -> None:
     from taucoffea.ml.trainer import train
 
