@@ -647,7 +647,10 @@ def apply_scaling(raw: np.ndarray, params: np.ndarray) -> np.ndarray:
     """clamp((x − mean)/std, lim_min, lim_max) per column; NaN/±inf results → 0 (unfilled)."""
     mean, std, lo, hi = params
     with np.errstate(invalid="ignore", over="ignore"):
-        x = np.clip((raw - mean) / std, lo, hi)
+        x = np.subtract(raw, mean)  # one temporary, then in place: this runs for every batch
+        x /= std
+        np.maximum(x, lo, out=x)  # = np.clip, NaN kept, at a third of its cost
+        np.minimum(x, hi, out=x)
     x[~np.isfinite(x)] = 0.0
     return x.astype(np.float32, copy=False)
 

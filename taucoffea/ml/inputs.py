@@ -69,17 +69,22 @@ def build_sets(
             rank = np.arange(tau_s.size) - np.searchsorted(tau_s, tau_s, side="left")
             keep = rank < k
             order, rank, tau_s = order[keep], rank[keep], tau_s[keep]
-            mask[tau_s, rank] = 1.0
+            slot = tau_s * k + rank  # (tau, rank) as one index into the (n·K, width) view
+            mask.reshape(-1)[slot] = 1.0
+            flat = tensor.reshape(n_tau * k, -1)
+            kind_s = kind[order]
             offset = 0
             for i, (table, width) in enumerate(zip(tabs, widths)):
-                sel = kind[order] == i
-                if width and sel.any():
-                    rows = row[order[sel]]
+                if width:
                     names = spec.enabled(table.cell_type)
-                    inner = scaling.apply(table.raw[rows], table.cell_type, names, "inner")
-                    outer = scaling.apply(table.raw[rows], table.cell_type, names, "outer")
-                    values = np.where(table.inner[rows][:, None], inner, outer)
-                    tensor[tau_s[sel], rank[sel], offset : offset + width] = values
+                    mine = kind_s == i
+                    rows, slots = row[order[mine]], slot[mine]
+                    inner = table.inner[rows]
+                    # each object scaled once, with its own cone's parameters
+                    for cone, part in (("inner", inner), ("outer", ~inner)):
+                        if part.any():
+                            values = scaling.apply(table.raw[rows[part]], table.cell_type, names, cone)
+                            flat[slots[part], offset : offset + width] = values
                 offset += width
         out[f"input_{group}"] = tensor
         out[f"input_{group}_mask"] = mask
