@@ -352,3 +352,25 @@ def test_reference_rest_finds_the_biased_chunk(sm_output: Path, tmp_path: Path) 
             node = node[key]
         ps = np.array(node["pvalues" if test == "chi2" else "pvalues_ks"], dtype=float)
         assert int(np.argmin(ps)) == 3 and ps[3] < np.delete(ps, 3).min() ** 3, (path, test, ps)
+
+
+def test_pvalue_distribution_fair_vs_biased(sm_output: Path, tmp_path: Path) -> None:
+    """A fair split's p-values (each chunk against the rest) are compatible with uniform; one
+    biased chunk out of 10 makes small p-values too frequent. The figure shows it."""
+    from scipy import stats
+
+    fair = run_validate(sm_output, tmp_path / "fair", nsplit=10, reference="rest", formats=("png",), verbose=False)
+    assert len(fair.tested_pvalues) > 100
+    assert fair.uniformity_pvalue == pytest.approx(stats.kstest(fair.tested_pvalues, "uniform").pvalue)
+    assert fair.uniformity_pvalue > 1e-3
+    summary = _strict_json(tmp_path / "fair" / "validation_summary.json")
+    assert summary["reference"] == "rest" and summary["uniformity_pvalue"] == pytest.approx(fair.uniformity_pvalue)
+    assert "KS p =" in fair.summary() and "indicative" not in fair.summary()
+    img = matplotlib.image.imread(tmp_path / "fair" / "plots" / "pvalue_distribution.png")
+    assert img.shape[0] > 300 and img[..., :3].std() > 0.05
+
+    biased = _biased_copy(sm_output, tmp_path / "biased", 10, relabel_mu_in=None)
+    bad = run_validate(biased, tmp_path / "bad", nsplit=10, reference="rest", formats=(), verbose=False)
+    assert bad.uniformity_pvalue < 1e-4
+    first = run_validate(sm_output, tmp_path / "chunk0", nsplit=10, formats=(), verbose=False)
+    assert "indicative only" in first.summary()  # correlated p-values against chunk 0

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from taucoffea.algorithms.validation_stats import TypeClosure
     from taucoffea.stages.validate import ChunkDistribution, ValidationResult
 
-__all__ = ["plot_chunk_test", "plot_chunk_tests", "plot_closure", "plot_type_closure"]
+__all__ = ["plot_chunk_test", "plot_chunk_tests", "plot_closure", "plot_pvalue_distribution", "plot_type_closure"]
 
 _P_FLOOR = 1e-16  #: p-values below this are drawn at the floor (log axis)
 _XLABELS = {"tau_pt": r"$p_T$ [GeV]", "tau_eta": r"$\eta$"}
@@ -152,6 +152,40 @@ def _draw_pvalues(ax: Any, pvalues: Mapping[str, Sequence[float | None]], thresh
     ax.set_xlabel("chunk")
     ax.set_ylabel("p-value vs rest" if reference == "rest" else "p-value vs chunk 0")
     ax.legend(fontsize=11, ncol=3, loc="lower left")
+
+
+def plot_pvalue_distribution(
+    result: ValidationResult, base: str | os.PathLike[str], formats: Sequence[str] = ("pdf", "png")
+) -> list[Path]:
+    """All chunk-test p-values in one histogram against the flat distribution of a fair split.
+
+    One look answers what 100 per-test plots cannot: whether small p-values are more frequent
+    than chance. The band is the binomial ±1σ of each bin's count.
+    """
+    ps = np.asarray(result.tested_pvalues, dtype=float)
+    fig, ax = new_figure(figsize=(9, 7))
+    with plt.style.context(mplhep.style.CMS):
+        edges = np.linspace(0.0, 1.0, 21)
+        if ps.size:
+            counts, _ = np.histogram(ps, bins=edges)
+            mplhep.histplot(counts, edges, ax=ax, color="k", lw=2, label=f"{ps.size} p-values ({'+'.join(result.tests)})")
+            share = 1.0 / (edges.size - 1)
+            mean = ps.size * share
+            sigma = math.sqrt(ps.size * share * (1 - share))
+            ax.fill_between(edges, mean - sigma, mean + sigma, step="post", color=PALETTE[0], alpha=0.35,
+                            label="fair split (±1σ)")
+            ax.axhline(mean, color=PALETTE[0], lw=1.5)
+            ax.set_ylim(0, max(float(counts.max()), mean + 2 * sigma) * 1.35)
+        uniform = result.uniformity_pvalue
+        reference = "the rest" if result.reference == "rest" else "chunk 0 (correlated)"
+        title = f"each chunk vs {reference}" + (f"\nKS vs uniform: p = {uniform:.3g}" if uniform is not None else "")
+        ax.legend(fontsize=12, title=title, title_fontsize=12, loc="upper right")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("p-value of a chunk test")
+        ax.set_ylabel(f"tests / {edges[1] - edges[0]:.2f}")
+        cms_label(ax)
+        fig.tight_layout()
+    return save_figure(fig, base, formats)
 
 
 # ------------------------------------------------------------------------------ closure

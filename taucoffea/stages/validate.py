@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+from scipy import stats
 
 from taucoffea.algorithms.acceptance import AcceptanceTable, expected_by_type
 from taucoffea.algorithms.validation_stats import (
@@ -395,10 +396,27 @@ class ValidationResult:
     def ok(self) -> bool:
         return not self.failed and not self.closure_failed and not self.unexpected_types
 
-    def summary(self) -> str:
-        # chunk 0 against itself is trivially p = 1; None marks an untestable (empty) side
+    @property
+    def tested_pvalues(self) -> list[float]:
+        """Every p-value of every chunk test, except chunk 0 against itself (trivially 1) and
+        untestable (empty) sides."""
         first = 1 if self.reference == "chunk0" else 0
-        ps = [p for v in _pvalue_lists(self.pvalues) for p in v[first:] if p is not None]
+        return [p for v in _pvalue_lists(self.pvalues) for p in v[first:] if p is not None]
+
+    @property
+    def uniformity_pvalue(self) -> float | None:
+        """KS p-value of :attr:`tested_pvalues` against the uniform distribution of a fair split.
+
+        Meaningful with ``reference="rest"`` (nearly independent tests); against chunk 0 the
+        p-values share that chunk's fluctuation and the number is indicative only. Binned χ²
+        p-values of sparse histograms are slightly conservative, which makes this test
+        conservative too.
+        """
+        ps = self.tested_pvalues
+        return float(stats.kstest(ps, "uniform").pvalue) if len(ps) >= 2 else None
+
+    def summary(self) -> str:
+        ps = self.tested_pvalues
         below = sum(p < self.threshold for p in ps)
         how = ("in correlated groups: every chunk is compared with the same chunk 0; "
                "--reference rest compares each with the rest of the output"
@@ -408,6 +426,10 @@ class ValidationResult:
             f"tests {'+'.join(self.tests)}; {below} of {len(ps)} p-values below {self.threshold:g} "
             f"(a fair split gives about {self.threshold * len(ps):.1f}, {how})"
         ]
+        uniform = self.uniformity_pvalue
+        if uniform is not None:
+            caveat = "" if self.reference == "rest" else " (correlated p-values: indicative only)"
+            lines.append(f"p-values against a uniform distribution: KS p = {uniform:.3g}{caveat}")
         lines += [f"note: {n}" for n in self.notes]
         for f in self.failed:
             lines.append(f"[WARNING] {f}")
@@ -567,9 +589,10 @@ def run_validate(
         unexpected_types=unexpected_types, reference=reference,
     )
     if formats:
-        from taucoffea.plotting.validation import plot_closure, plot_chunk_tests
+        from taucoffea.plotting.validation import plot_chunk_tests, plot_closure, plot_pvalue_distribution
 
         written += plot_chunk_tests(result, out / "plots", formats)
+        written += plot_pvalue_distribution(result, out / "plots" / "pvalue_distribution", formats)
         if closure is not None and expected is not None:
             written += plot_closure(closure, expected.eta_bins, expected.pt_bins, out / "plots", formats)
     written.append(_write_summary(out / "validation_summary.json", result, overwrite))
@@ -668,6 +691,8 @@ def _write_summary(path: Path, r: ValidationResult, overwrite: bool) -> Path:
         "closure_failed": r.closure_failed,
         "unexpected_types": r.unexpected_types,
         "notes": r.notes,
+        "reference": r.reference,
+        "uniformity_pvalue": r.uniformity_pvalue,
         "ok": r.ok,
     }
     return write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n", overwrite=overwrite)
