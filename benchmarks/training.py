@@ -61,6 +61,8 @@ def bench_model(kind: str, files: list[str], n: int, batch_size: int, workers: i
     builder = InputBuilder(kind)
     ds = TauDataset(list_blocks(files), builder, batch_size, seed=1, workers=workers, max_batches=-(-n // batch_size))
     n_taus = sum(ds.rows(i).n for i in range(len(ds)))
+    # numba's start in a process (~1 s, the set kernels) is paid once per training, not per batch
+    builder.build(ds.rows(0))
 
     t0 = time.perf_counter()
     batches = [ds[i] for i in range(len(ds))]

@@ -623,10 +623,11 @@ class Scaling:
 
     def apply(self, raw: np.ndarray, var_type: str, features: Sequence[str], cone: str) -> np.ndarray:
         """Scaled float32 copy of ``raw``; unfilled (NaN) and non-finite results become 0."""
-        p = self._cached(var_type, tuple(features), cone)
-        return apply_scaling(raw, p)
+        return apply_scaling(raw, self.parameters(var_type, features, cone))
 
-    def _cached(self, var_type: str, features: tuple[str, ...], cone: str) -> np.ndarray:
+    def parameters(self, var_type: str, features: Sequence[str], cone: str) -> np.ndarray:
+        """:meth:`arrays`, computed once per (type, features, cone) and kept."""
+        features = tuple(features)
         cache = self.__dict__.setdefault("_cache", {})
         key = (var_type, features, cone)
         if key not in cache:

@@ -33,6 +33,7 @@ from taucoffea.ml.features import (
     tau_features,
 )
 from taucoffea.ml.grids import INNER, OUTER, build_grids
+from taucoffea.ml.set_kernels import rank_slots, scatter_scaled
 
 __all__ = ["DEFAULT_MAX_OBJECTS", "INPUT_KINDS", "SET_GROUPS", "InputBuilder", "build_sets", "builder_from_config"]
 
@@ -51,7 +52,11 @@ def build_sets(
     max_objects: Mapping[str, int],
     groups: Mapping[str, tuple[str, ...]] = SET_GROUPS,
 ) -> dict[str, np.ndarray]:
-    """Padded, pT-ordered object sets per group plus their masks (see module docstring)."""
+    """Padded, pT-ordered object sets per group plus their masks (see module docstring).
+
+    Ranking and writing are compiled (:mod:`taucoffea.ml.set_kernels`): they are the loader's
+    main cost in training, and the kernels release the interpreter lock.
+    """
     out: dict[str, np.ndarray] = {}
     for group, types in groups.items():
         k = int(max_objects[group])
@@ -59,32 +64,21 @@ def build_sets(
         tensor = np.zeros((n_tau, k, sum(widths)), dtype=np.float32)
         mask = np.zeros((n_tau, k), dtype=np.float32)
         tabs = [objects[t] for t in types]
-        tau = np.concatenate([t.tau for t in tabs]) if tabs else np.zeros(0, np.int64)
+        tau = np.concatenate([t.tau for t in tabs]).astype(np.int64, copy=False) if tabs else np.zeros(0, np.int64)
         if tau.size and k > 0:
-            pt = np.concatenate([t.pt for t in tabs])
-            kind = np.concatenate([np.full(t.size, i) for i, t in enumerate(tabs)])
-            row = np.concatenate([np.arange(t.size) for t in tabs])
-            order = np.lexsort((-pt, tau))
-            tau_s = tau[order]
-            rank = np.arange(tau_s.size) - np.searchsorted(tau_s, tau_s, side="left")
-            keep = rank < k
-            order, rank, tau_s = order[keep], rank[keep], tau_s[keep]
-            slot = tau_s * k + rank  # (tau, rank) as one index into the (n·K, width) view
-            mask.reshape(-1)[slot] = 1.0
-            flat = tensor.reshape(n_tau * k, -1)
-            kind_s = kind[order]
-            offset = 0
-            for i, (table, width) in enumerate(zip(tabs, widths)):
-                if width:
+            pt = np.concatenate([t.pt for t in tabs]).astype(np.float64, copy=False)
+            slots = rank_slots(tau, pt, n_tau, k)  # = lexsort((-pt, tau)), first K per tau
+            mask.reshape(-1)[slots[slots >= 0]] = 1.0
+            flat = tensor.reshape(n_tau * k, sum(widths))
+            first = offset = 0
+            for table, width in zip(tabs, widths):
+                if width and table.size:
                     names = spec.enabled(table.cell_type)
-                    mine = kind_s == i
-                    rows, slots = row[order[mine]], slot[mine]
-                    inner = table.inner[rows]
-                    # each object scaled once, with its own cone's parameters
-                    for cone, part in (("inner", inner), ("outer", ~inner)):
-                        if part.any():
-                            values = scaling.apply(table.raw[rows[part]], table.cell_type, names, cone)
-                            flat[slots[part], offset : offset + width] = values
+                    scatter_scaled(flat, slots[first : first + table.size],
+                                   np.ascontiguousarray(table.raw, dtype=np.float64), table.inner,
+                                   scaling.parameters(table.cell_type, names, "inner"),
+                                   scaling.parameters(table.cell_type, names, "outer"), offset)
+                first += table.size
                 offset += width
         out[f"input_{group}"] = tensor
         out[f"input_{group}_mask"] = mask
