@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,6 +180,56 @@ def test_column_block_slice_take_and_errors() -> None:
     mismatched = ak.Array({"pfCand_pt": [[1.0], []], "pfCand_eta": [[], [1.0]]})
     with pytest.raises(InputError, match="list lengths"):
         ColumnBlock.from_columns(mismatched, ["pfCand_pt", "pfCand_eta"])
+
+
+def test_column_block_from_arrow_equals_from_awkward_and_errors(tmp_path) -> None:
+    import awkward as ak
+    import pyarrow.parquet as pq
+
+    arr = ak.Array({"tau_pt": np.array([1.0, 2.0, 3.0], np.float32), "tau_n": np.array([1, 0, 2], np.int32),
+                    "pfCand_pt": [[1.5], [], [2.5, 3.5]], "pfCand_eta": [[0.1], [], [0.2, 0.3]],
+                    "ele_pt": [[], [4.0], []]})
+    ak.to_parquet(arr, tmp_path / "b.parquet")
+    table = pq.read_table(tmp_path / "b.parquet")
+    names = ["tau_pt", "tau_n", "pfCand_pt", "pfCand_eta", "ele_pt"]
+    a, b = ColumnBlock.from_arrow(table, names), ColumnBlock.from_columns(arr, names)
+    assert a.n == b.n == 3 and a.flat.keys() == b.flat.keys() and a.lists.keys() == b.lists.keys()
+    for k in a.flat:
+        assert a.flat[k].dtype == b.flat[k].dtype and a.flat[k].tolist() == b.flat[k].tolist()
+    for p in a.lists:
+        assert a.lists[p].offsets.tolist() == b.lists[p].offsets.tolist()
+        for k, v in a.lists[p].fields.items():
+            assert v.dtype == b.lists[p].fields[k].dtype and v.tolist() == b.lists[p].fields[k].tolist()
+    with pytest.raises(InputError, match=r"\['tau_eta'\] missing in 'x'"):
+        ColumnBlock.from_arrow(table, ["tau_pt", "tau_eta"], source="'x'")
+    ak.to_parquet(ak.Array({"pfCand_pt": [[1.0], []], "pfCand_eta": [[], [1.0]], "jets": [[1.0], []]}),
+                  tmp_path / "bad.parquet")
+    bad = pq.read_table(tmp_path / "bad.parquet")
+    with pytest.raises(InputError, match="list lengths"):
+        ColumnBlock.from_arrow(bad, ["pfCand_pt", "pfCand_eta"])
+    with pytest.raises(InputError, match="'jets' is a list but not of a candidate collection"):
+        ColumnBlock.from_arrow(bad, ["jets"])
+
+
+def test_loader_errors_name_the_file(tmp_path) -> None:
+    from taucoffea.ml.dataset import TauDataset, list_blocks
+    from taucoffea.ml.inputs import InputBuilder
+    from taucoffea.ml.toydata import write_training_files
+
+    files = [str(f) for f in write_training_files(tmp_path / "sm", n_files=1, n_per_file=300, seed=2)]
+    ds = TauDataset(list_blocks(files), InputBuilder("light"), 100, seed=1)
+    assert ds[0][0]["input_tau"].shape[0] == 100
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(files[0])
+    pq.write_table(table.drop_columns(["pfCand_pt"]), files[0])  # a needed column gone
+    ds = TauDataset(list_blocks(files), InputBuilder("light"), 100, seed=1)
+    with pytest.raises(InputError, match=r"pfCand_pt.*missing in .*ShuffleMergeSpectral_0.parquet"):
+        ds[0]
+    blocks = list_blocks(files)
+    Path(files[0]).write_bytes(b"PAR1" + b"\0" * 64)  # corrupt after the blocks were listed
+    with pytest.raises(InputError, match="cannot read row group 0 of .*ShuffleMergeSpectral_0.parquet"):
+        TauDataset(blocks, InputBuilder("light"), 100, seed=1)[0]
 
 
 def test_feature_spec_rejects_unknown_names() -> None:

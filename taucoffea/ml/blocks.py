@@ -66,15 +66,32 @@ class ColumnBlock:
         if missing:
             raise InputError(f"column(s) {missing} missing in {src}")
         wanted = list(dict.fromkeys([*columns, *(c for c in optional if c in available)]))
+        return cls._assemble(((name, *_awkward_parts(data[name], name)) for name in wanted), src)
+
+    @classmethod
+    def from_arrow(cls, table: Any, columns: Collection[str], *, source: str = "the input") -> ColumnBlock:
+        """Build from a ``pyarrow.Table`` (a parquet row group) without going through awkward:
+        the loader reads a block per few batches, and awkward's conversion cost 4× the read."""
+        from taucoffea.columns.parquet import flat_column
+
+        present = set(table.column_names)
+        missing = sorted(c for c in columns if c not in present)
+        if missing:
+            raise InputError(f"column(s) {missing} missing in {source}")
+        return cls._assemble(((name, *flat_column(table.column(name), name)) for name in columns), source)
+
+    @classmethod
+    def _assemble(cls, parts: Iterable[tuple[str, np.ndarray | None, np.ndarray]], src: str) -> ColumnBlock:
+        """A block from ``(name, elements per row or None, flat values)`` per column."""
         flat: dict[str, np.ndarray] = {}
         lists: dict[str, _Collection] = {}
         n: int | None = None
-        for name in wanted:
-            arr = data[name]
+        for name, counts, values in parts:
             prefix = collection_of(name)
-            if prefix is not None and _is_jagged(arr):
-                counts = np.asarray(ak.num(arr, axis=1), dtype=np.int64)
-                values = np.asarray(ak.to_numpy(ak.flatten(arr, axis=1)))
+            if counts is not None:
+                if prefix is None:
+                    raise InputError(f"column '{name}' is a list but not of a candidate collection "
+                                     f"({', '.join(COLLECTIONS)}) in {src}")
                 coll = lists.get(prefix)
                 if coll is None:
                     coll = lists[prefix] = _Collection(np.concatenate(([0], np.cumsum(counts))))
@@ -83,7 +100,6 @@ class ColumnBlock:
                 coll.fields[name[len(prefix) + 1 :]] = values
                 length = counts.size
             else:
-                values = np.asarray(ak.to_numpy(arr) if isinstance(arr, ak.Array) else arr)
                 flat[name] = values
                 length = values.shape[0]
             if n is None:
@@ -166,10 +182,13 @@ def _gather_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts - first, counts) + np.arange(total, dtype=np.int64)
 
 
-def _is_jagged(arr: Any) -> bool:
-    if not isinstance(arr, ak.Array):
-        return False
-    return arr.ndim == 2
+def _awkward_parts(arr: Any, name: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """(elements per row or None, flat values) of an awkward, numpy or coffea column; lists are
+    taken as lists only for candidate-collection columns, as :meth:`ColumnBlock._assemble` needs."""
+    if collection_of(name) is not None and isinstance(arr, ak.Array) and arr.ndim == 2:
+        counts = np.asarray(ak.num(arr, axis=1), dtype=np.int64)
+        return counts, np.asarray(ak.to_numpy(ak.flatten(arr, axis=1)))
+    return None, np.asarray(ak.to_numpy(arr) if isinstance(arr, ak.Array) else arr)
 
 
 def _source_of(data: Any) -> str:

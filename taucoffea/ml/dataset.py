@@ -310,18 +310,21 @@ class TauDataset(keras.utils.PyDataset):
                 event.set()
 
     def _load(self, epoch: int, b: int) -> ColumnBlock:
-        import awkward as ak
+        import pyarrow.parquet as pq
 
         blk = self.blocks[b]
         try:
-            arr = ak.from_parquet(blk.path, columns=self.columns, row_groups=[blk.row_group])
+            pf = pq.ParquetFile(blk.path)
+            present = set(pf.schema_arrow.names)
+            missing = [c for c in self.columns if c not in present]
+            if missing:
+                raise InputError(f"column(s) {missing} missing in '{blk.path}'")
+            table = pf.read_row_group(blk.row_group, columns=self.columns)
+        except InputError:
+            raise
         except Exception as err:
             raise InputError(f"cannot read row group {blk.row_group} of '{blk.path}': {type(err).__name__}: {err}") from None
-        present = set(arr.fields)
-        missing = [c for c in self.columns if c not in present]
-        if missing:
-            raise InputError(f"column(s) {missing} missing in '{blk.path}'")
-        block = ColumnBlock.from_columns(arr, self.columns, source=f"'{blk.path}'")
+        block = ColumnBlock.from_arrow(table, self.columns, source=f"'{blk.path}'")
         if blk.start or blk.stop != block.n:
             block = block.slice(blk.start, blk.stop)
         if self.shuffle:
