@@ -674,3 +674,14 @@ def test_ast_whitelist_is_a_second_line_of_defence(
     monkeypatch.setattr(module._Lexer, "check_grammar", lambda self, tokens: None)
     with pytest.raises(SelectionError, match=what):
         compile_selection(expression)
+
+
+def test_newlines_are_whitespace() -> None:
+    """Multi-line selections (YAML folded or literal strings) read as one expression; the
+    hostile-selection fuzzer found ``tau_pt\\n-(tau_pt)`` accepted, which is tau_pt - tau_pt."""
+    table = {"tau_pt": np.array([20.0, 40.0]), "tau_eta": np.array([0.5, 2.4])}
+    multi = compile_selection("tau_pt > 30\n&& abs(tau_eta) < 2.5\n")(table)
+    assert multi.tolist() == compile_selection("tau_pt > 30 && abs(tau_eta) < 2.5")(table).tolist()
+    assert compile_expression("tau_pt\n-(tau_pt)")(table).tolist() == [0.0, 0.0]
+    with pytest.raises(SelectionError, match="line 2"):
+        compile_selection("tau_pt > 30\n&& tau_eta <")
